@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# services.sh starts (or reuses) the local PostgreSQL and Redis that `make run`
+# and `make test` need, each with its own ports and data folder.
+#
+#   scripts/services.sh up   DIR PG_PORT REDIS_PORT   start or reuse, print nothing else on success
+#   scripts/services.sh down DIR PG_PORT REDIS_PORT   stop both, keep the data
+#
+# Installs Debian's postgresql and redis-server packages with apt-get when they
+# are missing and the script runs as root; otherwise it says what to install.
+# PostgreSQL refuses to run as root, so as root it runs as the postgres user.
+set -euo pipefail
+
+cmd=${1:?usage: services.sh up|down DIR PG_PORT REDIS_PORT}
+dir=${2:?data folder}
+pg_port=${3:?postgres port}
+redis_port=${4:?redis port}
+
+log() { printf 'services: %s\n' "$*" >&2; }
+die() { printf 'services: %s\n' "$*" >&2; exit 1; }
+
+pg_bindir() {
+  local d
+  d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+  if [[ -n "$d" && -x "$d/initdb" ]]; then echo "$d"; return; fi
+  if command -v initdb >/dev/null 2>&1; then dirname "$(command -v initdb)"; return; fi
+  if command -v pg_config >/dev/null 2>&1 && [[ -x "$(pg_config --bindir)/initdb" ]]; then pg_config --bindir; return; fi
+  return 1
+}
+
+ensure_packages() {
+  local missing=()
+  pg_bindir >/dev/null || missing+=(postgresql)
+  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    log "installing ${missing[*]} with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    # policy-rc.d keeps the packages from starting their own system-wide
+    # instances; this script runs its own on private ports.
+    local rc=/usr/sbin/policy-rc.d created=0
+    if [[ ! -e $rc ]]; then printf '#!/bin/sh\nexit 101\n' >"$rc"; chmod +x "$rc"; created=1; fi
+    apt-get install -y -qq "${missing[@]}" >/dev/null || { [[ $created -eq 1 ]] && rm -f "$rc"; die "apt-get install ${missing[*]} failed"; }
+    [[ $created -eq 1 ]] && rm -f "$rc"
+    return 0
+  fi
+  die "missing ${missing[*]}: install them (Debian/Ubuntu: sudo apt-get install ${missing[*]}; macOS: brew install postgresql@15 redis) and run again"
+}
+
+# as_pg runs a command as the user that owns the PostgreSQL data folder.
+as_pg() {
+  if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+pg_data_dir() {
+  local want="$dir/pgdata"
+  if [[ $(id -u) -ne 0 ]]; then echo "$want"; return; fi
+  # The postgres user must be able to reach the folder. When the checkout
+  # lives somewhere it cannot enter (such as /root), keep the cluster in a
+  # folder of its own named after the checkout and link to it.
+  mkdir -p "$dir"
+  if runuser -u postgres -- test -x "$dir"; then echo "$want"; return; fi
+  local alt
+  alt="/var/lib/payments-dev/$(printf '%s' "$(cd "$dir" && pwd)" | sha256sum | cut -c1-16)"
+  mkdir -p "$alt"; chown postgres "$alt"
+  ln -sfn "$alt" "$dir/pgdata-link"
+  echo "$alt/pgdata"
+}
+
+pg_up() {
+  local bin data
+  bin=$(pg_bindir)
+  data=$(pg_data_dir)
+  if "$bin/pg_isready" -q -h 127.0.0.1 -p "$pg_port" 2>/dev/null; then return 0; fi
+  mkdir -p "$(dirname "$data")"
+  if [[ ! -s "$data/PG_VERSION" ]]; then
+    mkdir -p "$data"
+    [[ $(id -u) -eq 0 ]] && chown postgres "$data" "$(dirname "$data")"
+    as_pg "$bin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --locale=C >"$dir/initdb.log" 2>&1 \
+      || die "initdb failed, see $dir/initdb.log"
+  fi
+  [[ $(id -u) -eq 0 ]] && chown postgres "$dir" 2>/dev/null || true
+  local logf="$data/../postgres-$pg_port.log"
+  # pg_ctl starts the server in a session of its own, so Ctrl-C in the
+  # terminal stops the API and leaves the database running.
+  as_pg "$bin/pg_ctl" -D "$data" -l "$logf" -w -t 60 \
+    -o "-p $pg_port -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=300 -c fsync=on" \
+    start >/dev/null || die "postgres did not start, see $logf"
+}
+
+redis_up() {
+  if redis-cli -h 127.0.0.1 -p "$redis_port" ping >/dev/null 2>&1; then return 0; fi
+  mkdir -p "$dir/redis"
+  redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$(cd "$dir/redis" && pwd)" \
+    --daemonize yes --pidfile "$(cd "$dir/redis" && pwd)/redis.pid" --logfile redis.log \
+    --save "" --appendonly no >/dev/null || die "redis-server did not start, see $dir/redis/redis.log"
+  for _ in $(seq 1 50); do
+    redis-cli -h 127.0.0.1 -p "$redis_port" ping >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  die "redis-server did not answer on port $redis_port, see $dir/redis/redis.log"
+}
+
+pg_down() {
+  local bin data
+  bin=$(pg_bindir) || return 0
+  data=$(pg_data_dir)
+  [[ -s "$data/PG_VERSION" ]] || return 0
+  as_pg "$bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+redis_down() {
+  redis-cli -h 127.0.0.1 -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true
+}
+
+mkdir -p "$dir"
+case "$cmd" in
+  up)
+    ensure_packages
+    # One start at a time per data folder: a second `make run` waits here and
+    # then finds the services running.
+    exec 9>"$dir/.services.lock"
+    flock 9
+    pg_up
+    redis_up
+    ;;
+  down)
+    redis_down
+    pg_down
+    ;;
+  *) die "unknown command $cmd" ;;
+esac
