@@ -1,0 +1,41 @@
+# The two commands of the README are `make run` and `make test`.
+# `make help` lists every target.
+
+SHELL := /usr/bin/env bash
+GO    ?= go
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  %-12s %s\n", $$1, $$2}'
+
+.PHONY: run
+run: ## Start PostgreSQL and Redis under ./.dev, migrate, and serve the API on PAYMENTS_HTTP_ADDR (default 127.0.0.1:8080)
+	@scripts/run.sh
+
+.PHONY: test
+test: ## Start test PostgreSQL and Redis on their own ports, then run every test with the race detector
+	@scripts/test.sh
+
+.PHONY: build
+build: ## Build bin/payments
+	$(GO) build -o bin/payments ./cmd/payments
+
+.PHONY: lint
+lint: ## go vet and gofmt
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
+
+.PHONY: generate
+generate: ## Regenerate the committed OpenAPI documents
+	$(GO) run ./cmd/payments openapi --version 3.1 > api/openapi.json
+	$(GO) run ./cmd/payments openapi --version 3.0 > api/openapi-3.0.json
+
+.PHONY: stop
+stop: ## Stop the PostgreSQL and Redis that `make run` started (data is kept)
+	@scripts/services.sh down .dev $${PAYMENTS_DEV_PG_PORT:-15432} $${PAYMENTS_DEV_REDIS_PORT:-16379}
+
+.PHONY: clean
+clean: stop ## Stop the services and delete ./.dev and ./bin
+	rm -rf .dev bin

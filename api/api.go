@@ -1,0 +1,238 @@
+// Package api is the HTTP edge: a Huma v2 API on the standard library's
+// server. One file per resource registers its operations; middleware.go
+// holds request IDs, logging and metrics; errors.go holds the one table from
+// domain errors to HTTP answers. The edge writes no SQL: it calls the
+// domain packages.
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/payments-api/payments/errcode"
+	"github.com/payments-api/payments/ids"
+	"github.com/payments-api/payments/sharding"
+	"github.com/payments-api/payments/tenancy"
+)
+
+// Limits of the edge.
+const (
+	// BodyBytesMax is the largest request body accepted; larger answers 413.
+	BodyBytesMax = 64 << 10
+	// ReadinessTimeout bounds each dependency check of /readyz.
+	ReadinessTimeout = 2 * time.Second
+)
+
+// Security scheme names in the OpenAPI document.
+const (
+	schemeSecretKey  = "secretKey"
+	schemeAdminToken = "adminToken"
+)
+
+// Config holds the dependencies of the HTTP edge.
+type Config struct {
+	Tenancy     *tenancy.Service
+	RateLimiter *tenancy.RateLimiter
+	Router      *sharding.Router
+	Redis       redis.UniversalClient
+	AdminToken  string
+	Logger      *slog.Logger
+	// Registry receives the edge's metrics and is served at /metrics.
+	Registry *prometheus.Registry
+	Version  string
+}
+
+// Server is the assembled HTTP handler and its API description.
+type Server struct {
+	Handler http.Handler
+	API     huma.API
+	cfg     Config
+}
+
+// OpenAPIConfig returns the Huma configuration of the API: title, version,
+// servers and security schemes.
+func OpenAPIConfig(version string) huma.Config {
+	c := huma.DefaultConfig("Payments API", version)
+	c.Info.Description = "A multi-tenant payments API: card payments, refunds, a double-entry ledger and signed webhooks. " +
+		"Authenticate with a secret key: `Authorization: Bearer sk_test_...`. Amounts are integers in the currency's minor unit."
+	c.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
+		schemeSecretKey: {
+			Type: "http", Scheme: "bearer", BearerFormat: "sk_test_... or sk_live_...",
+			Description: "A tenant's secret API key. Keys are shown once when created; store them safely.",
+		},
+		schemeAdminToken: {
+			Type: "http", Scheme: "bearer",
+			Description: "The operator's admin token (PAYMENTS_ADMIN_TOKEN), for /v1/admin routes only.",
+		},
+	}
+	c.OpenAPIPath = "/openapi"
+	c.DocsPath = "/docs"
+	c.SchemasPath = "/schemas"
+	return c
+}
+
+// New assembles the HTTP handler: routes, middleware and the API document.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	mux := http.NewServeMux()
+	api := humago.New(mux, OpenAPIConfig(cfg.Version))
+	s := &Server{API: api, cfg: cfg}
+	api.UseMiddleware(s.authenticate)
+
+	registerHealth(api, s)
+	registerAccount(api, s)
+	registerAdmin(api, s)
+
+	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
+	metrics := newHTTPMetrics(cfg.Registry)
+	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern == "" {
+			writeProblem(w, newProblem(r.Context(), http.StatusNotFound, "", "no such route: "+r.Method+" "+r.URL.Path))
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+	s.Handler = edge(root, cfg.Logger, metrics)
+	return s
+}
+
+// operation fills in what every operation shares: the body limit, the
+// security requirement and the error responses that the middleware can
+// produce on top of the operation's own.
+func operation(op huma.Operation, security string, errs ...int) huma.Operation {
+	op.MaxBodyBytes = BodyBytesMax + 1 // Huma refuses a body that reaches the limit
+	switch security {
+	case schemeSecretKey:
+		op.Security = []map[string][]string{{schemeSecretKey: {}}}
+		errs = append(errs, http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests)
+	case schemeAdminToken:
+		op.Security = []map[string][]string{{schemeAdminToken: {}}}
+		errs = append(errs, http.StatusUnauthorized)
+	}
+	if op.Method == http.MethodPost || op.Method == http.MethodPut || op.Method == http.MethodPatch {
+		errs = append(errs, http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity)
+	}
+	errs = append(errs, http.StatusInternalServerError)
+	seen := map[int]bool{}
+	for _, e := range errs {
+		if !seen[e] {
+			seen[e] = true
+			op.Errors = append(op.Errors, e)
+		}
+	}
+	return op
+}
+
+// handle adapts a use-case function to Huma: domain errors become problems.
+func handle[I, O any](h func(context.Context, *I) (*O, error)) func(context.Context, *I) (*O, error) {
+	return func(ctx context.Context, in *I) (*O, error) {
+		out, err := h(ctx, in)
+		if err != nil {
+			return nil, problemFrom(ctx, err)
+		}
+		return out, nil
+	}
+}
+
+func requires(op *huma.Operation, scheme string) bool {
+	for _, req := range op.Security {
+		if _, ok := req[scheme]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+func bearer(ctx huma.Context) string {
+	h := ctx.Header("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+// authenticate is the Huma middleware that authorizes every operation by its
+// declared security scheme and spends the tenant's rate limit.
+func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
+	op := ctx.Operation()
+	rctx := ctx.Context()
+	noteOperation(rctx, op.OperationID, "")
+	switch {
+	case requires(op, schemeAdminToken):
+		tok := bearer(ctx)
+		if s.cfg.AdminToken == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.AdminToken)) != 1 {
+			s.fail(ctx, newProblem(rctx, http.StatusUnauthorized, errcode.CodeUnauthenticated, "invalid admin token: send 'Authorization: Bearer <PAYMENTS_ADMIN_TOKEN>'"))
+			return
+		}
+		next(ctx)
+	case requires(op, schemeSecretKey):
+		p, err := s.cfg.Tenancy.Authenticate(rctx, bearer(ctx))
+		if err != nil {
+			s.fail(ctx, problemFrom(rctx, err))
+			return
+		}
+		noteOperation(rctx, "", ids.Format(ids.PrefixTenant, p.TenantID))
+		if p.ReadOnly && op.Method != http.MethodGet && op.Method != http.MethodHead {
+			s.fail(ctx, newProblem(rctx, http.StatusForbidden, errcode.CodeReadOnlyKey, "this API key is read-only; use a secret key with write access"))
+			return
+		}
+		if s.cfg.RateLimiter != nil {
+			d := s.cfg.RateLimiter.Allow(rctx, p)
+			ctx.SetHeader("RateLimit-Limit", strconv.Itoa(d.Limit))
+			ctx.SetHeader("RateLimit-Remaining", strconv.Itoa(max(d.Remaining, 0)))
+			ctx.SetHeader("RateLimit-Reset", strconv.Itoa(ceilSeconds(d.ResetAfter)))
+			if !d.Allowed {
+				prob := newProblem(rctx, http.StatusTooManyRequests, errcode.CodeRateLimited,
+					fmt.Sprintf("too many requests: the limit is %d per second; retry after the Retry-After delay", p.RateLimitPerSecond))
+				prob.headers = http.Header{"Retry-After": []string{strconv.Itoa(max(ceilSeconds(d.RetryAfter), 1))}}
+				s.fail(ctx, prob)
+				return
+			}
+		}
+		next(huma.WithValue(ctx, principalKey, p))
+	default:
+		next(ctx)
+	}
+}
+
+func ceilSeconds(d time.Duration) int {
+	if d <= 0 {
+		return 0
+	}
+	return int((d + time.Second - 1) / time.Second)
+}
+
+func (s *Server) fail(ctx huma.Context, p *Problem) {
+	for k, vs := range p.headers {
+		for _, v := range vs {
+			ctx.AppendHeader(k, v)
+		}
+	}
+	ctx.SetHeader("Content-Type", "application/problem+json")
+	ctx.SetStatus(p.Status)
+	_ = jsonEncode(ctx.BodyWriter(), p)
+}
+
+// principal returns the authenticated caller; operations that declare the
+// secret-key scheme always have one.
+func principal(ctx context.Context) tenancy.Principal {
+	p, _ := ctx.Value(principalKey).(tenancy.Principal)
+	return p
+}

@@ -1,0 +1,185 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/payments-api/payments/errcode"
+)
+
+// Problem is the error body of every failed request: RFC 9457 problem
+// details (Huma's model) plus a stable machine code and, where they apply,
+// the parameter at fault, the decline code and the payment.
+type Problem struct {
+	Type        string              `json:"type,omitempty" doc:"A URI reference that identifies the problem type; absent means about:blank."`
+	Title       string              `json:"title" doc:"A short, human-readable summary of the problem type." example:"Payment Required"`
+	Status      int                 `json:"status" doc:"The HTTP status code." example:"402"`
+	Detail      string              `json:"detail,omitempty" doc:"A human-readable explanation of this occurrence." example:"Your card was declined."`
+	Code        string              `json:"code" doc:"A stable, machine-readable error code." example:"card_declined"`
+	Param       string              `json:"param,omitempty" doc:"The request parameter the error is about." example:"amount"`
+	DeclineCode string              `json:"decline_code,omitempty" doc:"The card issuer's reason for a decline." example:"insufficient_funds"`
+	Payment     string              `json:"payment,omitempty" doc:"The ID of the payment the error is about." example:"pay_06f0kb9t5q3e3bq4b7bw0vq2rc"`
+	RequestID   string              `json:"request_id,omitempty" doc:"The Request-Id of the failed request, for support." example:"req_4fq3b0yb5e2x8h1m"`
+	Errors      []*huma.ErrorDetail `json:"errors,omitempty" doc:"Details of each validation failure."`
+
+	headers http.Header
+}
+
+// Error implements error.
+func (p *Problem) Error() string { return p.Code + ": " + p.Detail }
+
+// GetStatus implements huma.StatusError.
+func (p *Problem) GetStatus() int { return p.Status }
+
+// ContentType implements huma.ContentTypeFilter: problems are
+// application/problem+json.
+func (p *Problem) ContentType(ct string) string {
+	if ct == "application/json" {
+		return "application/problem+json"
+	}
+	return ct
+}
+
+// GetHeaders implements huma.HeadersError, carrying Retry-After.
+func (p *Problem) GetHeaders() http.Header { return p.headers }
+
+// statusOf is the one table from domain error kinds to HTTP statuses.
+var statusOf = map[errcode.Kind]int{
+	errcode.KindInternal:        http.StatusInternalServerError,
+	errcode.KindInvalid:         http.StatusBadRequest,
+	errcode.KindUnauthenticated: http.StatusUnauthorized,
+	errcode.KindPaymentRequired: http.StatusPaymentRequired,
+	errcode.KindForbidden:       http.StatusForbidden,
+	errcode.KindNotFound:        http.StatusNotFound,
+	errcode.KindConflict:        http.StatusConflict,
+	errcode.KindUnprocessable:   http.StatusUnprocessableEntity,
+	errcode.KindRateLimited:     http.StatusTooManyRequests,
+	errcode.KindUnavailable:     http.StatusServiceUnavailable,
+	errcode.KindTooLarge:        http.StatusRequestEntityTooLarge,
+}
+
+// defaultCode names errors that Huma or the router raise without a code.
+var defaultCode = map[int]string{
+	http.StatusBadRequest:            errcode.CodeInvalidRequest,
+	http.StatusUnauthorized:          errcode.CodeUnauthenticated,
+	http.StatusForbidden:             "forbidden",
+	http.StatusNotFound:              errcode.CodeResourceMissing,
+	http.StatusMethodNotAllowed:      "method_not_allowed",
+	http.StatusNotAcceptable:         "not_acceptable",
+	http.StatusRequestTimeout:        "request_timeout",
+	http.StatusConflict:              "conflict",
+	http.StatusRequestEntityTooLarge: errcode.CodeRequestTooLarge,
+	http.StatusUnsupportedMediaType:  "unsupported_media_type",
+	http.StatusUnprocessableEntity:   errcode.CodeParameterInvalid,
+	http.StatusTooManyRequests:       errcode.CodeRateLimited,
+	http.StatusInternalServerError:   errcode.CodeInternal,
+	http.StatusServiceUnavailable:    errcode.CodeUnavailable,
+}
+
+func newProblem(ctx context.Context, status int, code, detail string) *Problem {
+	if code == "" {
+		code = defaultCode[status]
+		if code == "" {
+			code = "error"
+		}
+	}
+	// Type stays empty, which RFC 9457 reads as "about:blank": the status
+	// and the code say what happened.
+	return &Problem{
+		Title:     http.StatusText(status),
+		Status:    status,
+		Detail:    detail,
+		Code:      code,
+		RequestID: requestIDFrom(ctx),
+	}
+}
+
+// fromHuma builds the problem for errors that Huma raises itself
+// (validation, body parsing, body size).
+func fromHuma(ctx context.Context, status int, msg string, errs ...error) *Problem {
+	for _, e := range errs {
+		if p, ok := e.(*Problem); ok {
+			return p
+		}
+	}
+	var details []*huma.ErrorDetail
+	for _, e := range errs {
+		if e == nil {
+			continue
+		}
+		if d, ok := e.(huma.ErrorDetailer); ok {
+			details = append(details, d.ErrorDetail())
+		} else {
+			// Causes such as driver errors stay out of the answer.
+			continue
+		}
+	}
+	p := newProblem(ctx, status, "", msg)
+	p.Errors = details
+	if status == http.StatusUnprocessableEntity && len(details) > 0 {
+		first := details[0]
+		p.Param = strings.TrimPrefix(strings.TrimPrefix(first.Location, "body."), "query.")
+		p.Param = strings.TrimPrefix(p.Param, "path.")
+		if strings.Contains(first.Message, "unexpected property") {
+			p.Code = "parameter_unknown"
+		}
+		p.Detail = msg + ": " + first.Message
+		if first.Location != "" {
+			p.Detail += " (" + first.Location + ")"
+		}
+	}
+	if status == http.StatusBadRequest && len(details) > 0 && details[0].Location == "body" {
+		p.Code = "invalid_json"
+		p.Detail = "the request body is not valid JSON: " + details[0].Message
+		p.Errors = nil // the detail would echo the body back
+	}
+	if status == http.StatusInternalServerError {
+		p.Detail = "an internal error occurred"
+		p.Errors = nil
+	}
+	return p
+}
+
+func init() {
+	huma.NewErrorWithContext = func(ctx huma.Context, status int, msg string, errs ...error) huma.StatusError {
+		var c context.Context = context.Background()
+		if ctx != nil {
+			c = ctx.Context()
+		}
+		return fromHuma(c, status, msg, errs...)
+	}
+	huma.NewError = func(status int, msg string, errs ...error) huma.StatusError {
+		return fromHuma(context.Background(), status, msg, errs...)
+	}
+}
+
+// problemFrom translates any error a use case returns into the problem the
+// client sees. Unknown errors become a 500 whose cause is logged, not shown.
+func problemFrom(ctx context.Context, err error) *Problem {
+	var p *Problem
+	if errors.As(err, &p) {
+		return p
+	}
+	e := errcode.As(err)
+	if e == nil {
+		e = errcode.Internal(err)
+	}
+	status, ok := statusOf[e.Kind]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	p = newProblem(ctx, status, e.Code, e.Message)
+	p.Param, p.DeclineCode, p.Payment = e.Param, e.DeclineCode, e.Payment
+	if status == http.StatusInternalServerError {
+		noteError(ctx, err)
+	}
+	if status == http.StatusServiceUnavailable {
+		p.headers = http.Header{"Retry-After": []string{strconv.Itoa(1)}}
+	}
+	return p
+}
