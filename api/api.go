@@ -77,6 +77,9 @@ func OpenAPIConfig(version string) huma.Config {
 			Description: "The operator's admin token (PAYMENTS_ADMIN_TOKEN), for /v1/admin routes only.",
 		},
 	}
+	// No "$schema" member or Link header in answers: bodies are exactly the
+	// documented objects, as clients and SDKs expect.
+	c.CreateHooks = nil
 	c.OpenAPIPath = "/openapi"
 	c.DocsPath = "/docs"
 	c.SchemasPath = "/schemas"

@@ -85,7 +85,7 @@ pg_up() {
   # terminal stops the API and leaves the database running.
   as_pg "$bin/pg_ctl" -D "$data" -l "$logf" -w -t 60 \
     -o "-p $pg_port -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=300 -c fsync=on" \
-    start >/dev/null || die "postgres did not start, see $logf"
+    start >/dev/null 9>&- || die "postgres did not start, see $logf"
 }
 
 redis_up() {
@@ -93,7 +93,7 @@ redis_up() {
   mkdir -p "$dir/redis"
   redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$(cd "$dir/redis" && pwd)" \
     --daemonize yes --pidfile "$(cd "$dir/redis" && pwd)/redis.pid" --logfile redis.log \
-    --save "" --appendonly no >/dev/null || die "redis-server did not start, see $dir/redis/redis.log"
+    --save "" --appendonly no >/dev/null 9>&- || die "redis-server did not start, see $dir/redis/redis.log"
   for _ in $(seq 1 50); do
     redis-cli -h 127.0.0.1 -p "$redis_port" ping >/dev/null 2>&1 && return 0
     sleep 0.1
@@ -118,7 +118,8 @@ case "$cmd" in
   up)
     ensure_packages
     # One start at a time per data folder: a second `make run` waits here and
-    # then finds the services running.
+    # then finds the services running. The daemons must not inherit the lock
+    # (9>&- on their command lines), or it would be held until they stop.
     exec 9>"$dir/.services.lock"
     flock 9
     pg_up

