@@ -22,9 +22,9 @@ import (
 type cutMode int32
 
 const (
-	passThrough       cutMode = iota
-	cutBeforeCommit           // drop the COMMIT: the server never sees it
-	cutAfterCommitSent        // forward the COMMIT, drop the server's answer
+	passThrough        cutMode = iota
+	cutBeforeCommit            // drop the COMMIT: the server never sees it
+	cutAfterCommitSent         // forward the COMMIT, drop the server's answer
 )
 
 // commitCutter is a TCP proxy to a PostgreSQL server that, once armed,

@@ -42,12 +42,12 @@ func TestIsRetryable(t *testing.T) {
 	}
 }
 
-// notSent mimics pgconn's errors for a statement that never left the client.
-type notSent struct{}
+// claimsNotSent mimics pgx's "conn closed" error, which claims SafeToRetry
+// even when it reports a connection lost after the COMMIT was sent.
+type claimsNotSent struct{}
 
-func (notSent) Error() string     { return "context canceled before sending" }
-func (notSent) SafeToRetry() bool { return true }
-func (notSent) Unwrap() error     { return context.Canceled }
+func (claimsNotSent) Error() string     { return "conn closed" }
+func (claimsNotSent) SafeToRetry() bool { return true }
 
 func TestClassifyCommit(t *testing.T) {
 	t.Parallel()
@@ -69,7 +69,7 @@ func TestClassifyCommit(t *testing.T) {
 		{"connection lost", fmt.Errorf("commit: %w", io.ErrUnexpectedEOF), commitAmbiguous},
 		{"network error", &net.OpError{Op: "read", Net: "tcp", Err: errors.New("connection reset by peer")}, commitAmbiguous},
 		{"deadline while waiting", fmt.Errorf("timeout: %w", context.DeadlineExceeded), commitAmbiguous},
-		{"never sent", notSent{}, commitNotSent},
+		{"conn closed claiming SafeToRetry", claimsNotSent{}, commitAmbiguous},
 	} {
 		if got := classifyCommit(tc.err); got != tc.want {
 			t.Errorf("%s: classifyCommit(%v) = %v, want %v", tc.name, tc.err, got, tc.want)
@@ -93,7 +93,7 @@ func TestAmbiguousCommitErrorWrapsCause(t *testing.T) {
 func TestEngineFromVersion(t *testing.T) {
 	t.Parallel()
 	for version, want := range map[string]Engine{
-		"PostgreSQL 15.18 (Debian 15.18-0+deb12u1) on x86_64-pc-linux-gnu, compiled by gcc 12.2.0, 64-bit": EnginePostgreSQL,
+		"PostgreSQL 15.18 (Debian 15.18-0+deb12u1) on x86_64-pc-linux-gnu, compiled by gcc 12.2.0, 64-bit":        EnginePostgreSQL,
 		"CockroachDB CCL v24.1.0 (x86_64-pc-linux-gnu, built 2024/05/15 21:28:29, go1.22.2 X:nocoverageredesign)": EngineCockroachDB,
 	} {
 		if got := engineFromVersion(version); got != want {

@@ -35,13 +35,15 @@
 //     here exercise against a real PostgreSQL; there is no CockroachDB server
 //     in the test setup, so a CockroachDB-only path could not be tested end
 //     to end;
-//   - the loop honours the context between attempts, backs off with jitter,
-//     bounds attempts and records metrics, none of which crdb.ExecuteInTx
-//     does (it retries immediately, and a bound of 0 means unlimited);
+//   - the loop honours the context between attempts, backs off with jitter
+//     and records metrics; crdb.ExecuteInTx retries immediately, without
+//     backoff or a look at the context, and its bound (crdb.WithMaxRetries)
+//     counts retries rather than attempts, with 0 meaning unlimited;
 //   - CockroachDB accepts and documents a client-side loop that restarts the
-//     whole transaction. What it loses against the savepoint protocol is that
-//     a restarted transaction keeps its identity and raised priority; under
-//     heavy contention a fresh transaction may need more attempts. The
+//     whole transaction. What this gives up is the savepoint protocol's
+//     property that a restarted transaction keeps its identity and raised
+//     priority; under heavy contention a fresh transaction may need more
+//     attempts. The
 //     backoff and the attempt bound cover that, and DESIGN.md rule 7 keeps
 //     hot rows out of the schema in the first place.
 //
@@ -49,10 +51,13 @@
 // restart errors arrive as SQLSTATE 40001 with "restart transaction" and a
 // RETRY_ or ABORT_ reason in the message, and an unknown commit outcome
 // arrives as SQLSTATE 40003 ("result is ambiguous"). IsRetryable and the
-// COMMIT classification below handle both; they are unit-tested with
-// synthetic errors, not against a CockroachDB server.
+// COMMIT classification described next handle both; they are unit-tested
+// with synthetic errors, not against a CockroachDB server.
 //
 // # What a COMMIT can answer
+//
+// When the context has ended by the time fn returns, Run rolls back and does
+// not send COMMIT, so that the outcome stays known. Otherwise:
 //
 //   - nil: committed.
 //   - a server error, severity ERROR, retryable (40001, 40P01): nothing was

@@ -19,7 +19,9 @@ var ErrAmbiguousCommit = errors.New("txn: commit outcome unknown")
 
 // ErrAttemptsExhausted matches (errors.Is) the error Run returns when every
 // one of Options.AttemptsMax attempts failed with a retryable error. The
-// returned error also wraps the last retryable cause.
+// returned error also wraps the last retryable cause, so IsRetryable reports
+// true for it: nothing committed, and a caller further out (a client, after
+// a Retry-After) may try again later.
 var ErrAttemptsExhausted = errors.New("txn: attempts exhausted")
 
 // SQLSTATE codes this package acts on.
@@ -27,7 +29,7 @@ const (
 	codeSerializationFailure = "40001" // PostgreSQL SSI, CockroachDB restarts
 	codeDeadlockDetected     = "40P01" // PostgreSQL deadlock victim
 	codeCompletionUnknown    = "40003" // statement_completion_unknown: CockroachDB "result is ambiguous"
-	codeCockroachRetryLegacy = "CR000" // CockroachDB's pre-v2 retry code, still sent by old servers
+	codeCockroachRetryLegacy = "CR000" // CockroachDB's former retry code, kept for old servers
 	classConnectionException = "08"
 )
 
@@ -88,14 +90,18 @@ type commitVerdict int
 const (
 	commitRetry     commitVerdict = iota + 1 // the server rolled back, retryable
 	commitFailed                             // the server rolled back, not retryable
-	commitNotSent                            // COMMIT never left the client
 	commitAmbiguous                          // no answer: committed or not, unknown
 )
 
 // classifyCommit decides what a non-nil COMMIT error means. Only an answer
 // from the server (an ERROR-severity PgError, or the ROLLBACK command tag)
-// proves that nothing committed; everything else after the COMMIT was sent
-// is ambiguous.
+// proves that nothing committed; everything else is ambiguous.
+//
+// pgconn.SafeToRetry is deliberately not consulted: pgx v5.12 reports a
+// connection lost while waiting for the COMMIT's answer as "conn closed", an
+// error whose SafeToRetry is true although the COMMIT was sent (the
+// ambiguous-commit test catches this). Run checks the context before sending
+// COMMIT instead, which covers the one case SafeToRetry would add.
 func classifyCommit(err error) commitVerdict {
 	if errors.Is(err, pgx.ErrTxCommitRollback) || errors.Is(err, pgx.ErrTxClosed) {
 		// The server answered ROLLBACK, or fn ended the transaction
@@ -103,31 +109,25 @@ func classifyCommit(err error) commitVerdict {
 		return commitFailed
 	}
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		severity := pgErr.SeverityUnlocalized
-		if severity == "" {
-			severity = pgErr.Severity
-		}
-		switch {
-		case pgErr.Code == codeCompletionUnknown,
-			strings.HasPrefix(pgErr.Code, classConnectionException),
-			severity == "FATAL", severity == "PANIC":
-			// The server is dropping the connection or says itself that
-			// it does not know.
-			return commitAmbiguous
-		case IsRetryable(pgErr):
-			return commitRetry
-		default:
-			return commitFailed
-		}
+	if !errors.As(err, &pgErr) {
+		return commitAmbiguous // I/O error, broken connection, context ended while waiting
 	}
-	if pgconn.SafeToRetry(err) {
-		// pgconn guarantees nothing was written to the server (for
-		// example the context ended before the COMMIT was sent); the
-		// connection is closed, so the server rolls back.
-		return commitNotSent
+	severity := pgErr.SeverityUnlocalized
+	if severity == "" {
+		severity = pgErr.Severity
 	}
-	return commitAmbiguous
+	switch {
+	case pgErr.Code == codeCompletionUnknown,
+		strings.HasPrefix(pgErr.Code, classConnectionException),
+		severity == "FATAL", severity == "PANIC":
+		// The server says itself that it does not know, or it is
+		// dropping the connection.
+		return commitAmbiguous
+	case IsRetryable(pgErr):
+		return commitRetry
+	default:
+		return commitFailed
+	}
 }
 
 // ambiguousCommitError wraps cause so that errors.Is(err, ErrAmbiguousCommit)

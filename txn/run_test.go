@@ -350,6 +350,9 @@ func TestRunExhaustsAttempts(t *testing.T) {
 	if errors.Is(err, failures[0]) {
 		t.Errorf("Run: %v wraps the first attempt's error, want the last", err)
 	}
+	if !txn.IsRetryable(err) {
+		t.Errorf("IsRetryable(%v) = false, want true: nothing committed, a caller further out may try later", err)
+	}
 	if got := metricSum(t, reg, "payments_txn_total", map[string]string{"outcome": txn.OutcomeExhausted}); got != 1 {
 		t.Errorf("payments_txn_total{outcome=exhausted} = %v, want 1", got)
 	}
@@ -375,6 +378,35 @@ func TestRunStopsBeforeStartingWhenContextEnded(t *testing.T) {
 	}
 	if calls != 0 {
 		t.Errorf("fn ran %d times, want 0", calls)
+	}
+}
+
+// TestRunDoesNotCommitAfterContextEnded: fn succeeds but the caller gave up
+// meanwhile. Run must not send COMMIT, so that the answer is a definite
+// "not committed" rather than an ambiguous one.
+func TestRunDoesNotCommitAfterContextEnded(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.NewPool(t)
+	mustExec(t, pool, `CREATE TABLE entries (id int PRIMARY KEY)`)
+	r := newRunner(t, pool, txn.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	err := r.Run(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO entries (id) VALUES (1)`); err != nil {
+			return err
+		}
+		cancel()
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Run: %v, want an error matching context.Canceled", err)
+	}
+	if errors.Is(err, txn.ErrAmbiguousCommit) {
+		t.Errorf("Run: %v: no COMMIT was sent, the outcome is known", err)
+	}
+	if n := countRows(t, pool, "entries"); n != 0 {
+		t.Errorf("%d rows, want 0", n)
 	}
 }
 

@@ -122,8 +122,8 @@ func (r *Runner) Engine() Engine { return r.engine }
 //     the transaction may have committed, and Run does not retry;
 //   - an error matching ErrAttemptsExhausted and wrapping the last
 //     retryable error when every attempt failed;
-//   - an error wrapping ctx.Err() when ctx ended between attempts or
-//     during the backoff;
+//   - an error wrapping ctx.Err() when ctx ended between attempts, during
+//     the backoff, or before the COMMIT was sent (nothing committed);
 //   - a wrapped error when BEGIN fails or the server rejects the COMMIT
 //     with a non-retryable error (nothing committed).
 func (r *Runner) Run(ctx context.Context, fn func(ctx context.Context, tx pgx.Tx) error) error {
@@ -197,6 +197,11 @@ func (r *Runner) attempt(ctx context.Context, attempt int, fn func(ctx context.C
 		return attemptFailed, err
 	}
 
+	if err := ctx.Err(); err != nil {
+		// Not sending COMMIT keeps the outcome known: nothing committed.
+		r.rollback(ctx, tx)
+		return attemptFailed, fmt.Errorf("txn: shard %s: not committed: %w", r.opts.Name, err)
+	}
 	err = tx.Commit(ctx)
 	if err == nil {
 		return attemptCommitted, nil
@@ -204,8 +209,6 @@ func (r *Runner) attempt(ctx context.Context, attempt int, fn func(ctx context.C
 	switch classifyCommit(err) {
 	case commitRetry:
 		return attemptRetry, fmt.Errorf("txn: shard %s: commit: %w", r.opts.Name, err)
-	case commitNotSent:
-		return attemptFailed, fmt.Errorf("txn: shard %s: commit not sent, nothing committed: %w", r.opts.Name, err)
 	case commitFailed:
 		if errors.Is(err, pgx.ErrTxClosed) {
 			return attemptFailed, fmt.Errorf("txn: shard %s: fn must not commit or roll back the transaction itself: %w", r.opts.Name, err)

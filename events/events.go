@@ -1,0 +1,155 @@
+// Package events is the outbox: every change to a payment or refund appends
+// an event in the same database transaction as the change (DESIGN.md rule
+// 6), so nothing is announced that did not commit and nothing that
+// committed goes unannounced. Each event carries a snapshot of the object
+// and the object's version, so a receiver can drop an older update that
+// arrives after a newer one.
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/payments-api/payments/errcode"
+	"github.com/payments-api/payments/ids"
+	"github.com/payments-api/payments/listing"
+)
+
+// Type names what happened.
+type Type string
+
+// Event types.
+const (
+	PaymentCreated         Type = "payment.created"
+	PaymentRequiresAction  Type = "payment.requires_action"
+	PaymentRequiresCapture Type = "payment.requires_capture"
+	PaymentSucceeded       Type = "payment.succeeded"
+	PaymentFailed          Type = "payment.failed"
+	PaymentCanceled        Type = "payment.canceled"
+	PaymentCaptured        Type = "payment.captured"
+	RefundCreated          Type = "refund.created"
+	RefundSucceeded        Type = "refund.succeeded"
+	RefundFailed           Type = "refund.failed"
+)
+
+// Types lists every event type, for validation and documentation.
+var Types = []Type{
+	PaymentCreated, PaymentRequiresAction, PaymentRequiresCapture, PaymentSucceeded, PaymentFailed,
+	PaymentCanceled, PaymentCaptured, RefundCreated, RefundSucceeded, RefundFailed,
+}
+
+// Event is one recorded change.
+type Event struct {
+	ID            uuid.UUID
+	TenantID      uuid.UUID
+	Type          Type
+	ObjectType    string
+	ObjectID      uuid.UUID
+	ObjectVersion int
+	// Data is the JSON snapshot of the object after the change, in the
+	// same shape the API answers for that object.
+	Data      json.RawMessage
+	CreatedAt time.Time
+}
+
+// PublicID is the event's API identifier ("evt_...").
+func (e Event) PublicID() string { return ids.Format(ids.PrefixEvent, e.ID) }
+
+// Querier is what reads need: a pool or a transaction.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Append writes events inside the caller's transaction with one multi-row
+// statement.
+func Append(ctx context.Context, tx pgx.Tx, evs ...Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	sql := `INSERT INTO events (tenant_id, id, type, object_type, object_id, object_version, data, created_at) VALUES `
+	args := make([]any, 0, len(evs)*8)
+	for i, e := range evs {
+		if i > 0 {
+			sql += ", "
+		}
+		n := i * 8
+		sql += fmt.Sprintf("($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8)
+		args = append(args, e.TenantID, e.ID, string(e.Type), e.ObjectType, e.ObjectID, e.ObjectVersion, []byte(e.Data), e.CreatedAt)
+	}
+	if _, err := tx.Exec(ctx, sql, args...); err != nil {
+		return fmt.Errorf("append events: %w", err)
+	}
+	return nil
+}
+
+const selectEvent = `SELECT id, tenant_id, type, object_type, object_id, object_version, data, created_at FROM events`
+
+func scan(row pgx.Row) (Event, error) {
+	var e Event
+	var data []byte
+	err := row.Scan(&e.ID, &e.TenantID, &e.Type, &e.ObjectType, &e.ObjectID, &e.ObjectVersion, &data, &e.CreatedAt)
+	e.Data = data
+	return e, err
+}
+
+// Get reads one event. Errors: resource_missing (also for another tenant's).
+func Get(ctx context.Context, q Querier, tenantID, id uuid.UUID) (Event, error) {
+	e, err := scan(q.QueryRow(ctx, selectEvent+` WHERE tenant_id = $1 AND id = $2`, tenantID, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Event{}, errcode.NotFound("event", ids.Format(ids.PrefixEvent, id))
+	}
+	if err != nil {
+		return Event{}, fmt.Errorf("read event: %w", err)
+	}
+	return e, nil
+}
+
+// ListParams selects events.
+type ListParams struct {
+	listing.Page
+	Type   Type       // optional
+	Object *uuid.UUID // optional: events of one object
+}
+
+// List answers events newest first. Errors: parameter_invalid.
+func List(ctx context.Context, q Querier, tenantID uuid.UUID, p ListParams) ([]Event, bool, error) {
+	if err := p.Page.Validate(); err != nil {
+		return nil, false, err
+	}
+	sql := selectEvent + ` WHERE tenant_id = $1`
+	args := []any{tenantID}
+	if p.Type != "" {
+		args = append(args, string(p.Type))
+		sql += fmt.Sprintf(" AND type = $%d", len(args))
+	}
+	if p.Object != nil {
+		args = append(args, *p.Object)
+		sql += fmt.Sprintf(" AND object_id = $%d", len(args))
+	}
+	where, order, args, reversed := p.Page.SQL("id", len(args)+1, args)
+	rows, err := q.Query(ctx, sql+where+order, args...)
+	if err != nil {
+		return nil, false, fmt.Errorf("list events: %w", err)
+	}
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		e, err := scan(rows)
+		if err != nil {
+			return nil, false, fmt.Errorf("scan event: %w", err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("list events: %w", err)
+	}
+	out, more := listing.Finish(out, p.Limit, reversed)
+	return out, more, nil
+}

@@ -1,0 +1,276 @@
+// Package idempotency makes every POST safe to retry, with the semantics of
+// the IETF Idempotency-Key draft as Stripe implements them:
+//
+//   - keys are scoped per tenant, 1 to 255 printable characters, and kept at
+//     least 24 hours (Purge removes older ones);
+//   - the same key with the same request (method, path and canonicalized
+//     JSON body) replays the stored answer, status and body byte for byte;
+//   - the same key with a different request answers 422;
+//   - the same key while the first request still runs answers 409;
+//   - a request refused by validation before it starts stores nothing.
+//
+// The record is written by the use case inside its own database
+// transaction (Claim in the first, Complete in the last), so a crash never
+// leaves effects without a record or a record without its effects. A request
+// whose process died mid-way leaves an in_progress record with a lease; a
+// retry after the lease expires takes it over and resumes from the recovery
+// point (the resource the first attempt created).
+package idempotency
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/payments-api/payments/errcode"
+)
+
+// Limits and durations.
+const (
+	KeyLengthMax = 255
+	// Retention is how long a key is kept at least.
+	Retention = 24 * time.Hour
+	// Lease is how long an in_progress record blocks retries before a retry
+	// may take it over. It exceeds the longest a request may run.
+	Lease = 60 * time.Second
+	// PurgeBatchMax bounds one purge statement.
+	PurgeBatchMax = 1000
+)
+
+// Stored is a completed answer.
+type Stored struct {
+	Status int
+	Body   []byte
+}
+
+// Renderer turns a use case's result (or its error) into the exact answer
+// the client receives.
+type Renderer func(result any, err error) (status int, body []byte, rerr error)
+
+// Request is one POST that carries an Idempotency-Key.
+type Request struct {
+	TenantID    uuid.UUID
+	Key         string
+	Fingerprint [32]byte
+	Method      string
+	Path        string
+	Now         func() time.Time
+
+	render  Renderer
+	claimed bool
+}
+
+type ctxKey struct{}
+
+// WithRequest attaches r to ctx for the use case to find.
+func WithRequest(ctx context.Context, r *Request) context.Context {
+	return context.WithValue(ctx, ctxKey{}, r)
+}
+
+// From returns the request attached to ctx, or nil when the client sent no
+// Idempotency-Key.
+func From(ctx context.Context) *Request {
+	r, _ := ctx.Value(ctxKey{}).(*Request)
+	return r
+}
+
+// SetRenderer sets how the answer is rendered for storage.
+func (r *Request) SetRenderer(f Renderer) { r.render = f }
+
+// Claimed reports whether a use case claimed the key.
+func (r *Request) Claimed() bool { return r.claimed }
+
+func (r *Request) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// ValidateKey checks a client's key. Errors: idempotency_key_invalid.
+func ValidateKey(key string) error {
+	if len(key) == 0 || len(key) > KeyLengthMax {
+		return errcode.Invalid(errcode.CodeIdempotencyKeyInvalid, "Idempotency-Key", "the Idempotency-Key header must be 1 to %d characters", KeyLengthMax)
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] < 0x20 || key[i] > 0x7e {
+			return errcode.Invalid(errcode.CodeIdempotencyKeyInvalid, "Idempotency-Key", "the Idempotency-Key header must be printable ASCII")
+		}
+	}
+	return nil
+}
+
+// Fingerprint identifies a request: method, path and the body with JSON
+// canonicalized (object keys sorted, insignificant whitespace removed,
+// numbers kept as written), so a client that re-serializes the same request
+// differently is still recognized. A body that is not JSON is taken as is.
+func Fingerprint(method, path string, body []byte) [32]byte {
+	h := sha256.New()
+	h.Write([]byte(method))
+	h.Write([]byte{0})
+	h.Write([]byte(path))
+	h.Write([]byte{0})
+	h.Write(canonical(body))
+	var out [32]byte
+	copy(out[:], h.Sum(nil))
+	return out
+}
+
+func canonical(body []byte) []byte {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil || dec.More() {
+		return body
+	}
+	// encoding/json writes map keys sorted.
+	out, err := json.Marshal(v)
+	if err != nil {
+		return body
+	}
+	return out
+}
+
+var (
+	errReused = errcode.New(errcode.KindUnprocessable, errcode.CodeIdempotencyReused,
+		"this Idempotency-Key was used with a different request; use a new key for a new request")
+	errInFlight = errcode.New(errcode.KindConflict, errcode.CodeIdempotencyInFlight,
+		"a request with this Idempotency-Key is still being processed; retry later")
+)
+
+// Querier is a pool or a transaction.
+type Querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Check looks the key up before the request runs. It returns the stored
+// answer to replay, or nil to go on. Errors: idempotency_key_reused (422),
+// idempotency_key_in_use (409).
+func (r *Request) Check(ctx context.Context, q Querier) (*Stored, error) {
+	var fp []byte
+	var status string
+	var lockedUntil *time.Time
+	var respStatus *int
+	var respBody []byte
+	err := q.QueryRow(ctx, `SELECT fingerprint, status, locked_until, response_status, response_body
+		FROM idempotency_keys WHERE tenant_id = $1 AND key = $2`, r.TenantID, r.Key).
+		Scan(&fp, &status, &lockedUntil, &respStatus, &respBody)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read idempotency key: %w", err)
+	}
+	if !bytes.Equal(fp, r.Fingerprint[:]) {
+		return nil, errReused
+	}
+	if status == "completed" && respStatus != nil {
+		return &Stored{Status: *respStatus, Body: respBody}, nil
+	}
+	if lockedUntil != nil && r.now().Before(*lockedUntil) {
+		return nil, errInFlight
+	}
+	return nil, nil
+}
+
+// Claim takes the key inside the use case's first transaction. It returns
+// the recovery point, the resource that an earlier attempt whose lease
+// expired had created, or nil for a fresh key. Errors:
+// idempotency_key_reused, idempotency_key_in_use (also when the key
+// completed meanwhile: the client's retry then replays it).
+func (r *Request) Claim(ctx context.Context, tx pgx.Tx) (*uuid.UUID, error) {
+	now := r.now()
+	tag, err := tx.Exec(ctx, `INSERT INTO idempotency_keys (tenant_id, key, fingerprint, method, path, status, locked_until, created_at)
+		VALUES ($1, $2, $3, $4, $5, 'in_progress', $6, $7) ON CONFLICT (tenant_id, key) DO NOTHING`,
+		r.TenantID, r.Key, r.Fingerprint[:], r.Method, r.Path, now.Add(Lease), now)
+	if err != nil {
+		return nil, fmt.Errorf("claim idempotency key: %w", err)
+	}
+	if tag.RowsAffected() == 1 {
+		r.claimed = true
+		return nil, nil
+	}
+	var fp []byte
+	var status string
+	var lockedUntil *time.Time
+	var resource *uuid.UUID
+	err = tx.QueryRow(ctx, `SELECT fingerprint, status, locked_until, resource_id FROM idempotency_keys WHERE tenant_id = $1 AND key = $2`,
+		r.TenantID, r.Key).Scan(&fp, &status, &lockedUntil, &resource)
+	if err != nil {
+		return nil, fmt.Errorf("read idempotency key: %w", err)
+	}
+	if !bytes.Equal(fp, r.Fingerprint[:]) {
+		return nil, errReused
+	}
+	if status == "completed" || (lockedUntil != nil && now.Before(*lockedUntil)) {
+		return nil, errInFlight
+	}
+	if _, err := tx.Exec(ctx, `UPDATE idempotency_keys SET locked_until = $3 WHERE tenant_id = $1 AND key = $2`,
+		r.TenantID, r.Key, now.Add(Lease)); err != nil {
+		return nil, fmt.Errorf("take over idempotency key: %w", err)
+	}
+	r.claimed = true
+	return resource, nil
+}
+
+// SetResource records the recovery point in the same transaction that
+// created the resource.
+func (r *Request) SetResource(ctx context.Context, tx pgx.Tx, id uuid.UUID) error {
+	if _, err := tx.Exec(ctx, `UPDATE idempotency_keys SET resource_id = $3 WHERE tenant_id = $1 AND key = $2`, r.TenantID, r.Key, id); err != nil {
+		return fmt.Errorf("record idempotency recovery point: %w", err)
+	}
+	return nil
+}
+
+// Complete stores the final answer inside the use case's last transaction.
+func (r *Request) Complete(ctx context.Context, tx pgx.Tx, result any, resultErr error) error {
+	if r.render == nil {
+		return errors.New("idempotency: no renderer set")
+	}
+	status, body, err := r.render(result, resultErr)
+	if err != nil {
+		return fmt.Errorf("render idempotent answer: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE idempotency_keys SET status = 'completed', locked_until = NULL, response_status = $3, response_body = $4, completed_at = $5
+		WHERE tenant_id = $1 AND key = $2`, r.TenantID, r.Key, status, body, r.now()); err != nil {
+		return fmt.Errorf("complete idempotency key: %w", err)
+	}
+	return nil
+}
+
+// Release ends the lease early when a request stops without an answer to
+// store (the processor was unreachable), so the client's retry resumes at
+// once instead of waiting for the lease.
+func (r *Request) Release(ctx context.Context, pool *pgxpool.Pool) error {
+	if !r.claimed {
+		return nil
+	}
+	_, err := pool.Exec(ctx, `UPDATE idempotency_keys SET locked_until = NULL WHERE tenant_id = $1 AND key = $2 AND status = 'in_progress'`, r.TenantID, r.Key)
+	if err != nil {
+		return fmt.Errorf("release idempotency key: %w", err)
+	}
+	return nil
+}
+
+// Purge deletes up to PurgeBatchMax records created before cutoff on one
+// shard and reports how many it deleted; call it until it returns 0.
+func Purge(ctx context.Context, pool *pgxpool.Pool, cutoff time.Time) (int64, error) {
+	tag, err := pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE (tenant_id, key) IN (
+		SELECT tenant_id, key FROM idempotency_keys WHERE created_at < $1 LIMIT $2)`, cutoff, PurgeBatchMax)
+	if err != nil {
+		return 0, fmt.Errorf("purge idempotency keys: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}

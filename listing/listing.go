@@ -1,0 +1,80 @@
+// Package listing holds the list contract shared by every collection of the
+// API: newest first, a bounded limit, and cursors (starting_after,
+// ending_before) that are object IDs. IDs are UUIDv7, so ordering by ID is
+// ordering by creation time, and a cursor is an index seek.
+package listing
+
+import (
+	"fmt"
+
+	"github.com/google/uuid"
+
+	"github.com/payments-api/payments/errcode"
+)
+
+// Limits of a page.
+const (
+	LimitDefault = 10
+	LimitMax     = 100
+)
+
+// Page describes which page of a collection to read.
+type Page struct {
+	Limit         int
+	StartingAfter *uuid.UUID
+	EndingBefore  *uuid.UUID
+}
+
+// Validate checks the limit and that at most one cursor is set.
+func (p *Page) Validate() error {
+	if p.Limit == 0 {
+		p.Limit = LimitDefault
+	}
+	if p.Limit < 1 || p.Limit > LimitMax {
+		return errcode.Invalid(errcode.CodeParameterInvalid, "limit", "limit must be 1 to %d", LimitMax)
+	}
+	if p.StartingAfter != nil && p.EndingBefore != nil {
+		return errcode.Invalid(errcode.CodeParameterInvalid, "ending_before", "use starting_after or ending_before, not both")
+	}
+	return nil
+}
+
+// SQL returns the WHERE fragment, ORDER BY and LIMIT for the page, given
+// the ID column and the number of the next positional parameter; args are
+// appended. When reversed is true the rows come back oldest first and the
+// caller must reverse them (Finish does).
+func (p Page) SQL(idColumn string, next int, args []any) (where, orderLimit string, outArgs []any, reversed bool) {
+	switch {
+	case p.StartingAfter != nil:
+		where = fmt.Sprintf(" AND %s < $%d", idColumn, next)
+		args = append(args, *p.StartingAfter)
+		next++
+	case p.EndingBefore != nil:
+		where = fmt.Sprintf(" AND %s > $%d", idColumn, next)
+		args = append(args, *p.EndingBefore)
+		next++
+		reversed = true
+	}
+	dir := "DESC"
+	if reversed {
+		dir = "ASC"
+	}
+	orderLimit = fmt.Sprintf(" ORDER BY %s %s LIMIT $%d", idColumn, dir, next)
+	args = append(args, p.Limit+1)
+	return where, orderLimit, args, reversed
+}
+
+// Finish trims the extra row that tells whether more exist, restores
+// newest-first order, and reports has_more.
+func Finish[T any](rows []T, limit int, reversed bool) ([]T, bool) {
+	more := len(rows) > limit
+	if more {
+		rows = rows[:limit]
+	}
+	if reversed {
+		for i, j := 0, len(rows)-1; i < j; i, j = i+1, j-1 {
+			rows[i], rows[j] = rows[j], rows[i]
+		}
+	}
+	return rows, more
+}

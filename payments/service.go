@@ -1,0 +1,677 @@
+package payments
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/payments-api/payments/errcode"
+	"github.com/payments-api/payments/events"
+	"github.com/payments-api/payments/geo"
+	"github.com/payments-api/payments/idempotency"
+	"github.com/payments-api/payments/ids"
+	"github.com/payments-api/payments/ledger"
+	"github.com/payments-api/payments/money"
+	"github.com/payments-api/payments/processor"
+	"github.com/payments-api/payments/sharding"
+)
+
+// Limits on client input.
+const (
+	DescriptionLengthMax   = 1000
+	CustomerLengthMax      = 255
+	PaymentMethodLengthMax = 255
+	MetadataKeysMax        = 50
+	MetadataKeyLengthMax   = 40
+	MetadataValueLengthMax = 500
+	// ProcessorTimeoutDefault bounds one processor call.
+	ProcessorTimeoutDefault = 30 * time.Second
+)
+
+// Codes of this package.
+const (
+	CodeCardDeclined            = "card_declined"
+	CodeAmountExceedsRefundable = "amount_exceeds_refundable"
+	CodeAmountExceedsCapturable = processor.CodeAmountExceedsCapturable
+	CodeProcessorUnavailable    = "processor_unavailable"
+	CodeOperationInProgress     = "payment_operation_in_progress"
+)
+
+// Cache is the read cache of payments. It is never the source of truth:
+// every method may fail silently, and Put must never replace a newer
+// version with an older one.
+type Cache interface {
+	Get(ctx context.Context, tenantID, id uuid.UUID) (Payment, bool)
+	Put(ctx context.Context, p Payment)
+}
+
+// Options configures a Service.
+type Options struct {
+	Router           *sharding.Router
+	Processor        processor.Processor
+	Cache            Cache
+	Now              func() time.Time
+	Logger           *slog.Logger
+	ProcessorTimeout time.Duration
+	Livemode         bool
+}
+
+// Service implements the payment and refund use cases.
+type Service struct {
+	router  *sharding.Router
+	proc    processor.Processor
+	cache   Cache
+	now     func() time.Time
+	log     *slog.Logger
+	timeout time.Duration
+}
+
+// NewService returns the service.
+func NewService(o Options) *Service {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.ProcessorTimeout <= 0 {
+		o.ProcessorTimeout = ProcessorTimeoutDefault
+	}
+	return &Service{router: o.Router, proc: o.Processor, cache: o.Cache, now: o.Now, log: o.Logger, timeout: o.ProcessorTimeout}
+}
+
+// CreateParams are the inputs of Create.
+type CreateParams struct {
+	Amount        int64
+	Currency      string
+	PaymentMethod string
+	CaptureMethod string
+	Description   *string
+	Customer      *string
+	Metadata      map[string]string
+	Location      *struct{ Lat, Lon float64 }
+}
+
+var tokenPattern = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
+
+func validateCreate(p *CreateParams) (*Location, error) {
+	cur, err := money.ParseCurrency(p.Currency)
+	if err != nil {
+		return nil, err
+	}
+	if err := money.ValidateAmount("amount", p.Amount, cur); err != nil {
+		return nil, err
+	}
+	if p.CaptureMethod == "" {
+		p.CaptureMethod = CaptureAutomatic
+	}
+	if p.CaptureMethod != CaptureAutomatic && p.CaptureMethod != CaptureManual {
+		return nil, errcode.Invalid(errcode.CodeParameterInvalid, "capture_method", "capture_method must be automatic or manual")
+	}
+	if p.PaymentMethod == "" {
+		return nil, errcode.Invalid(errcode.CodeParameterMissing, "payment_method", "payment_method is required: a processor token such as pm_card_visa")
+	}
+	if len(p.PaymentMethod) > PaymentMethodLengthMax || !tokenPattern.MatchString(p.PaymentMethod) {
+		return nil, errcode.Invalid(errcode.CodeParameterInvalid, "payment_method", "payment_method must be a processor token such as pm_card_visa")
+	}
+	if p.Description != nil && utf8.RuneCountInString(*p.Description) > DescriptionLengthMax {
+		return nil, errcode.Invalid(errcode.CodeParameterInvalid, "description", "description must be at most %d characters", DescriptionLengthMax)
+	}
+	if p.Customer != nil && (len(*p.Customer) == 0 || utf8.RuneCountInString(*p.Customer) > CustomerLengthMax) {
+		return nil, errcode.Invalid(errcode.CodeParameterInvalid, "customer", "customer must be 1 to %d characters", CustomerLengthMax)
+	}
+	if err := ValidateMetadata(p.Metadata); err != nil {
+		return nil, err
+	}
+	if p.Location == nil {
+		return nil, nil
+	}
+	gh, err := geo.Geohash(p.Location.Lat, p.Location.Lon)
+	if err != nil {
+		return nil, err
+	}
+	return &Location{Lat: p.Location.Lat, Lon: p.Location.Lon, Geohash: gh}, nil
+}
+
+// ValidateMetadata checks the merchant's key-value pairs against the limits.
+func ValidateMetadata(m map[string]string) error {
+	if len(m) > MetadataKeysMax {
+		return errcode.Invalid(errcode.CodeParameterInvalid, "metadata", "metadata may have at most %d keys", MetadataKeysMax)
+	}
+	for k, v := range m {
+		if k == "" || utf8.RuneCountInString(k) > MetadataKeyLengthMax {
+			return errcode.Invalid(errcode.CodeParameterInvalid, "metadata", "metadata keys must be 1 to %d characters", MetadataKeyLengthMax)
+		}
+		if utf8.RuneCountInString(v) > MetadataValueLengthMax {
+			return errcode.Invalid(errcode.CodeParameterInvalid, "metadata["+k+"]", "metadata values must be at most %d characters", MetadataValueLengthMax)
+		}
+	}
+	return nil
+}
+
+func (s *Service) shard(ctx context.Context, tenantID uuid.UUID) (*sharding.Shard, error) {
+	return s.router.ForTenant(ctx, tenantID)
+}
+
+// detached keeps the processor call and the recording of its outcome alive
+// when the client goes away: once money may have moved, the outcome is
+// recorded whatever the caller does.
+func (s *Service) detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), s.timeout+10*time.Second)
+}
+
+func event(t events.Type, tenantID uuid.UUID, objectType string, objectID uuid.UUID, version int, data []byte, now time.Time) events.Event {
+	return events.Event{ID: ids.New(), TenantID: tenantID, Type: t, ObjectType: objectType, ObjectID: objectID, ObjectVersion: version, Data: data, CreatedAt: now}
+}
+
+func paymentEvent(t events.Type, p Payment, now time.Time) events.Event {
+	return event(t, p.TenantID, "payment", p.ID, p.Version, p.snapshot(), now)
+}
+
+func declineError(p Payment) error {
+	if p.Status != StatusFailed {
+		return nil
+	}
+	msg := "the payment failed"
+	if p.FailureMessage != nil {
+		msg = *p.FailureMessage
+	}
+	code := CodeCardDeclined
+	kind := errcode.KindPaymentRequired
+	if p.FailureCode != nil && *p.FailureCode != CodeCardDeclined {
+		// The processor refused the request itself, such as an unknown
+		// payment method token.
+		code, kind = *p.FailureCode, errcode.KindInvalid
+	}
+	e := errcode.New(kind, code, "%s", msg)
+	e.Payment = p.PublicID()
+	if p.DeclineCode != nil {
+		e.DeclineCode = *p.DeclineCode
+	}
+	if kind == errcode.KindInvalid {
+		e.Param = "payment_method"
+	}
+	return e
+}
+
+// Create creates a payment and confirms it with the processor.
+//
+// Errors: the validation codes (400), card_declined (402, with the payment
+// ID and decline code; the payment is kept as failed), processor_unavailable
+// (503; the payment stays pending and is finished by the reconciler or a
+// retry with the same Idempotency-Key), idempotency codes.
+func (s *Service) Create(ctx context.Context, tenantID uuid.UUID, p CreateParams) (Payment, error) {
+	loc, err := validateCreate(&p)
+	if err != nil {
+		return Payment{}, err
+	}
+	sh, err := s.shard(ctx, tenantID)
+	if err != nil {
+		return Payment{}, err
+	}
+	idem := idempotency.From(ctx)
+	now := s.now()
+	pay := Payment{
+		ID: ids.New(), TenantID: tenantID, Amount: p.Amount, Currency: p.Currency, Status: StatusPending,
+		CaptureMethod: p.CaptureMethod, PaymentMethod: p.PaymentMethod, Description: p.Description, Customer: p.Customer,
+		Metadata: p.Metadata, Location: loc, Processor: s.proc.Name(), Operation: OpAuthorize, OperationStartedAt: &now,
+		Version: 1, CreatedAt: now, UpdatedAt: now,
+	}
+	if pay.Metadata == nil {
+		pay.Metadata = map[string]string{}
+	}
+	var resume *uuid.UUID
+	err = sh.Tx.Run(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		resume = nil
+		if idem != nil {
+			r, err := idem.Claim(ctx, tx)
+			if err != nil {
+				return err
+			}
+			if r != nil {
+				resume = r
+				return nil
+			}
+		}
+		if err := insertPayments(ctx, tx, &pay); err != nil {
+			return err
+		}
+		if err := events.Append(ctx, tx, paymentEvent(events.PaymentCreated, pay, now)); err != nil {
+			return err
+		}
+		if idem != nil {
+			return idem.SetResource(ctx, tx, pay.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return Payment{}, err
+	}
+	if resume != nil {
+		pay, err = getPayment(ctx, sh.Pool, tenantID, *resume)
+		if err != nil {
+			return Payment{}, err
+		}
+	}
+	dctx, cancel := s.detached(ctx)
+	defer cancel()
+	return s.finishOperation(dctx, sh, pay, idem)
+}
+
+// finishOperation drives a payment's started operation to its recorded end:
+// it repeats the identical processor call (same idempotency key) and records
+// the outcome. With nothing started it records the current state. It is the
+// path of the first attempt, a resumed attempt and the reconciler alike.
+func (s *Service) finishOperation(ctx context.Context, sh *sharding.Shard, pay Payment, idem *idempotency.Request) (Payment, error) {
+	var ch processor.Charge
+	var callErr error
+	if pay.Operation != OpNone {
+		ch, callErr = s.call(ctx, pay)
+		if callErr != nil && errcode.As(callErr) == nil {
+			// Unknown outcome: leave the operation for the reconciler
+			// and let the client's retry resume it.
+			if idem != nil {
+				if err := idem.Release(ctx, sh.Pool); err != nil {
+					s.log.Warn("release idempotency key", "error", err.Error())
+				}
+			}
+			e := errcode.New(errcode.KindUnavailable, CodeProcessorUnavailable, "the card processor did not answer; retry with the same Idempotency-Key")
+			e.Payment = pay.PublicID()
+			e.Err = callErr
+			return pay, e
+		}
+	}
+	var out Payment
+	var resultErr error
+	err := sh.Tx.Run(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		cur, err := getPayment(ctx, tx, pay.TenantID, pay.ID)
+		if err != nil {
+			return err
+		}
+		now := s.now()
+		var evs []events.Event
+		var postings []ledger.Transaction
+		if cur.Operation != OpNone && cur.Operation == pay.Operation {
+			if callErr != nil {
+				evs, err = s.refuseOperation(&cur, callErr, now)
+			} else {
+				evs, postings, err = s.applyCharge(&cur, ch, now)
+			}
+			if err != nil {
+				return err
+			}
+			cur.Operation, cur.OperationStartedAt, cur.OperationAmount = OpNone, nil, nil
+			if err := updatePayment(ctx, tx, &cur, now); err != nil {
+				return err
+			}
+			for i := range evs {
+				evs[i].ObjectVersion, evs[i].Data = cur.Version, cur.snapshot()
+			}
+		}
+		if err := ledger.Post(ctx, tx, postings...); err != nil {
+			return err
+		}
+		if err := events.Append(ctx, tx, evs...); err != nil {
+			return err
+		}
+		out = cur
+		resultErr = resultOf(cur, pay.Operation, callErr)
+		if idem != nil && idem.Claimed() {
+			return idem.Complete(ctx, tx, out, resultErr)
+		}
+		return nil
+	})
+	if err != nil {
+		return pay, err
+	}
+	s.cachePut(ctx, out)
+	return out, resultErr
+}
+
+// resultOf is the answer a finished operation gives its caller.
+func resultOf(p Payment, op Operation, callErr error) error {
+	if callErr != nil {
+		return callErr
+	}
+	if op == OpAuthorize || op == OpNone {
+		return declineError(p)
+	}
+	return nil
+}
+
+// refuseOperation records a processor refusal of the request itself. For an
+// authorization the payment fails with the processor's code; for a capture
+// or cancel the payment is unchanged and the caller gets the error.
+func (s *Service) refuseOperation(p *Payment, callErr error, now time.Time) ([]events.Event, error) {
+	if p.Operation != OpAuthorize {
+		return nil, nil
+	}
+	e := errcode.As(callErr)
+	p.Status = StatusFailed
+	p.FailureCode, p.FailureMessage = &e.Code, &e.Message
+	return []events.Event{paymentEvent(events.PaymentFailed, *p, now)}, nil
+}
+
+// call makes the processor call of the payment's started operation.
+func (s *Service) call(ctx context.Context, p Payment) (processor.Charge, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	ref := ""
+	if p.ProcessorRef != nil {
+		ref = *p.ProcessorRef
+	}
+	switch p.Operation {
+	case OpAuthorize:
+		return s.proc.Authorize(ctx, processor.AuthorizeRequest{
+			TenantID: ids.Format(ids.PrefixTenant, p.TenantID), PaymentID: p.PublicID(), Amount: p.Amount, Currency: p.Currency,
+			PaymentMethod: p.PaymentMethod, CaptureMethod: p.CaptureMethod, IdempotencyKey: p.processorKey(OpAuthorize), Metadata: p.Metadata,
+		})
+	case OpCapture:
+		var amount int64
+		if p.OperationAmount != nil {
+			amount = *p.OperationAmount
+		}
+		return s.proc.Capture(ctx, processor.CaptureRequest{Ref: ref, PaymentID: p.PublicID(), Amount: amount, IdempotencyKey: p.processorKey(OpCapture)})
+	case OpCancel:
+		return s.proc.Cancel(ctx, processor.CancelRequest{Ref: ref, PaymentID: p.PublicID(), IdempotencyKey: p.processorKey(OpCancel)})
+	}
+	return processor.Charge{}, fmt.Errorf("payment %s has no operation to call", p.PublicID())
+}
+
+// applyCharge moves p to the charge's state through the transition table
+// and returns the events and ledger postings of the change. A charge that
+// would move p backwards (or nowhere) changes nothing but the processor
+// reference.
+func (s *Service) applyCharge(p *Payment, ch processor.Charge, now time.Time) ([]events.Event, []ledger.Transaction, error) {
+	if ch.Ref != "" {
+		ref := ch.Ref
+		p.ProcessorRef = &ref
+	}
+	to := Status(ch.Status)
+	if to == p.Status {
+		return nil, nil, nil
+	}
+	if !CanTransition(p.Status, to) {
+		s.log.Info("processor update ignored: not a forward transition", "payment", p.PublicID(), "from", string(p.Status), "to", string(to))
+		return nil, nil, nil
+	}
+	from := p.Status
+	p.Status = to
+	p.NextAction = nil
+	var evs []events.Event
+	var postings []ledger.Transaction
+	switch to {
+	case StatusRequiresAction:
+		p.NextAction = ch.NextAction
+		evs = append(evs, paymentEvent(events.PaymentRequiresAction, *p, now))
+	case StatusRequiresCapture:
+		p.AmountCapturable = ch.AmountCapturable
+		if p.AmountCapturable == 0 {
+			p.AmountCapturable = p.Amount
+		}
+		evs = append(evs, paymentEvent(events.PaymentRequiresCapture, *p, now))
+	case StatusSucceeded:
+		captured := ch.AmountCaptured
+		if captured <= 0 || captured > p.Amount {
+			return nil, nil, fmt.Errorf("processor reported %d captured of %d for %s", captured, p.Amount, p.PublicID())
+		}
+		if ch.Fee < 0 || ch.Fee > captured {
+			return nil, nil, fmt.Errorf("processor reported fee %d on %d for %s", ch.Fee, captured, p.PublicID())
+		}
+		p.AmountCaptured, p.AmountCapturable, p.Fee = captured, 0, ch.Fee
+		t, err := ledger.Charge(p.TenantID, p.Currency, p.ID, captured, ch.Fee)
+		if err != nil {
+			return nil, nil, err
+		}
+		postings = append(postings, t)
+		if from == StatusRequiresCapture {
+			evs = append(evs, paymentEvent(events.PaymentCaptured, *p, now))
+		}
+		evs = append(evs, paymentEvent(events.PaymentSucceeded, *p, now))
+	case StatusFailed:
+		p.AmountCapturable = 0
+		code := ch.FailureCode
+		if code == "" {
+			code = CodeCardDeclined
+		}
+		p.FailureCode = &code
+		if ch.FailureMessage != "" {
+			m := ch.FailureMessage
+			p.FailureMessage = &m
+		}
+		if ch.DeclineCode != "" {
+			d := ch.DeclineCode
+			p.DeclineCode = &d
+		}
+		evs = append(evs, paymentEvent(events.PaymentFailed, *p, now))
+	case StatusCanceled:
+		p.AmountCapturable = 0
+		evs = append(evs, paymentEvent(events.PaymentCanceled, *p, now))
+	}
+	return evs, postings, nil
+}
+
+// Get reads a payment through the cache. Errors: resource_missing.
+func (s *Service) Get(ctx context.Context, tenantID, id uuid.UUID) (Payment, error) {
+	if s.cache != nil {
+		if p, ok := s.cache.Get(ctx, tenantID, id); ok {
+			return p, nil
+		}
+	}
+	sh, err := s.shard(ctx, tenantID)
+	if err != nil {
+		return Payment{}, err
+	}
+	p, err := getPayment(ctx, sh.Pool, tenantID, id)
+	if err != nil {
+		return Payment{}, err
+	}
+	s.cachePut(ctx, p)
+	return p, nil
+}
+
+func (s *Service) cachePut(ctx context.Context, p Payment) {
+	if s.cache != nil {
+		s.cache.Put(context.WithoutCancel(ctx), p)
+	}
+}
+
+// List lists payments newest first. Errors: parameter_invalid.
+func (s *Service) List(ctx context.Context, tenantID uuid.UUID, p ListParams) ([]Payment, bool, error) {
+	if err := p.Page.Validate(); err != nil {
+		return nil, false, err
+	}
+	if p.Status != "" {
+		ok := false
+		for _, st := range Statuses {
+			ok = ok || st == p.Status
+		}
+		if !ok {
+			return nil, false, errcode.Invalid(errcode.CodeParameterInvalid, "status", "unknown status %q", p.Status)
+		}
+	}
+	sh, err := s.shard(ctx, tenantID)
+	if err != nil {
+		return nil, false, err
+	}
+	return listPayments(ctx, sh.Pool, tenantID, p)
+}
+
+// startOperation records the intent of a capture or cancel in the first
+// transaction and returns the payment with its operation set. The check
+// function refuses what the payment's state does not allow.
+func (s *Service) startOperation(ctx context.Context, tenantID, id uuid.UUID, op Operation, check func(*Payment) error) (*sharding.Shard, Payment, *idempotency.Request, error) {
+	sh, err := s.shard(ctx, tenantID)
+	if err != nil {
+		return nil, Payment{}, nil, err
+	}
+	idem := idempotency.From(ctx)
+	var pay Payment
+	var resumed bool
+	err = sh.Tx.Run(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		resumed = false
+		if idem != nil {
+			r, err := idem.Claim(ctx, tx)
+			if err != nil {
+				return err
+			}
+			resumed = r != nil
+		}
+		cur, err := getPayment(ctx, tx, tenantID, id)
+		if err != nil {
+			return err
+		}
+		if resumed {
+			pay = cur
+			return nil
+		}
+		if cur.Operation != OpNone {
+			e := errcode.New(errcode.KindConflict, CodeOperationInProgress, "another operation (%s) on this payment is in progress; retry later", cur.Operation)
+			e.Payment = cur.PublicID()
+			return e
+		}
+		if err := check(&cur); err != nil {
+			return err
+		}
+		now := s.now()
+		cur.Operation, cur.OperationStartedAt = op, &now
+		if err := updatePayment(ctx, tx, &cur, now); err != nil {
+			return err
+		}
+		if idem != nil {
+			if err := idem.SetResource(ctx, tx, cur.ID); err != nil {
+				return err
+			}
+		}
+		pay = cur
+		return nil
+	})
+	return sh, pay, idem, err
+}
+
+// Capture captures an authorized payment, all of it or amountToCapture
+// (0 for all). Errors: resource_missing, payment_invalid_state (409),
+// amount_exceeds_capturable (400), processor_unavailable (503).
+func (s *Service) Capture(ctx context.Context, tenantID, id uuid.UUID, amountToCapture int64) (Payment, error) {
+	if amountToCapture < 0 {
+		return Payment{}, errcode.Invalid(money.CodeAmountTooSmall, "amount_to_capture", "amount_to_capture must be at least 1")
+	}
+	sh, pay, idem, err := s.startOperation(ctx, tenantID, id, OpCapture, func(p *Payment) error {
+		if !CanTransition(p.Status, StatusSucceeded) || p.Status != StatusRequiresCapture {
+			return invalidState(*p, "capture")
+		}
+		amount := amountToCapture
+		if amount == 0 {
+			amount = p.AmountCapturable
+		}
+		if amount > p.AmountCapturable {
+			e := errcode.Invalid(CodeAmountExceedsCapturable, "amount_to_capture", "amount_to_capture %d exceeds the capturable amount %d", amount, p.AmountCapturable)
+			e.Payment = p.PublicID()
+			return e
+		}
+		p.OperationAmount = &amount
+		return nil
+	})
+	if err != nil {
+		return Payment{}, err
+	}
+	dctx, cancel := s.detached(ctx)
+	defer cancel()
+	return s.finishOperation(dctx, sh, pay, idem)
+}
+
+// Cancel cancels a payment that is not captured yet. Errors:
+// resource_missing, payment_invalid_state (409), processor_unavailable.
+func (s *Service) Cancel(ctx context.Context, tenantID, id uuid.UUID) (Payment, error) {
+	sh, pay, idem, err := s.startOperation(ctx, tenantID, id, OpCancel, func(p *Payment) error {
+		if !CanTransition(p.Status, StatusCanceled) || p.ProcessorRef == nil {
+			return invalidState(*p, "cancel")
+		}
+		return nil
+	})
+	if err != nil {
+		return Payment{}, err
+	}
+	dctx, cancel := s.detached(ctx)
+	defer cancel()
+	return s.finishOperation(dctx, sh, pay, idem)
+}
+
+// ApplyUpdate applies a status change the processor reported on its own
+// (a settled charge, a completed 3-D Secure; later Stripe's webhooks). It
+// is idempotent and never moves a payment backwards. An update for a
+// payment with an operation in flight is left to that operation.
+func (s *Service) ApplyUpdate(ctx context.Context, u processor.Update) error {
+	tenantID, ok1 := ids.Parse(ids.PrefixTenant, u.TenantID)
+	id, ok2 := ids.Parse(ids.PrefixPayment, u.PaymentID)
+	if !ok1 || !ok2 {
+		return errcode.Invalid(errcode.CodeParameterInvalid, "payment", "update names no known payment")
+	}
+	sh, err := s.shard(ctx, tenantID)
+	if err != nil {
+		return err
+	}
+	var out Payment
+	var changed bool
+	err = sh.Tx.Run(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		changed = false
+		cur, err := getPayment(ctx, tx, tenantID, id)
+		if err != nil {
+			return err
+		}
+		out = cur
+		if cur.Operation != OpNone {
+			return nil
+		}
+		if cur.ProcessorRef != nil && u.Ref != "" && *cur.ProcessorRef != u.Ref && *cur.ProcessorRef != u.Charge.Ref {
+			s.log.Info("processor update ignored: reference does not match", "payment", cur.PublicID())
+			return nil
+		}
+		now := s.now()
+		before := ""
+		if cur.ProcessorRef != nil {
+			before = *cur.ProcessorRef
+		}
+		evs, postings, err := s.applyCharge(&cur, u.Charge, now)
+		if err != nil {
+			return err
+		}
+		if len(evs) == 0 && (cur.ProcessorRef == nil || *cur.ProcessorRef == before) {
+			return nil
+		}
+		if err := updatePayment(ctx, tx, &cur, now); err != nil {
+			return err
+		}
+		for i := range evs {
+			evs[i].ObjectVersion, evs[i].Data = cur.Version, cur.snapshot()
+		}
+		if err := ledger.Post(ctx, tx, postings...); err != nil {
+			return err
+		}
+		if err := events.Append(ctx, tx, evs...); err != nil {
+			return err
+		}
+		out, changed = cur, true
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if changed {
+		s.cachePut(ctx, out)
+	}
+	return nil
+}
+
+// declineLike reports whether err is the answer of a payment that failed at
+// the processor: an outcome, not a malfunction.
+func declineLike(err error) bool {
+	e := errcode.As(err)
+	return e != nil && e.Payment != "" && (e.Kind == errcode.KindPaymentRequired || e.Kind == errcode.KindInvalid)
+}

@@ -1,0 +1,272 @@
+// Package processor defines the card processor port: the interface the
+// payments core calls to move money on cards, and the types that cross it.
+// Adapters implement it: processor/sandbox, a deterministic in-process
+// simulator, and later a Stripe adapter. Neither this package nor its
+// adapters ever see card numbers; payment methods are processor tokens.
+//
+// Outcomes and errors are kept apart. A card decline is a normal outcome: a
+// Charge with Status StatusFailed and the decline fields set, returned with
+// a nil error. A Go error means either that the request is invalid (an
+// *errcode.Error) or that the outcome is unknown because the processor could
+// not be reached or did not answer (an error wrapping ErrUnavailable); the
+// caller then retries with the same idempotency key or asks Retrieve later.
+package processor
+
+import (
+	"context"
+	"errors"
+)
+
+// ErrUnavailable reports that the processor could not be reached or that a
+// call was cut short, so whether it took effect is unknown. Callers retry
+// with the same idempotency key, or reconcile through Retrieve; they never
+// assume the call failed.
+var ErrUnavailable = errors.New("card processor unavailable")
+
+// Error codes adapters return inside *errcode.Error values, in addition to
+// the codes of package money and errcode.CodeResourceMissing for a
+// reference the processor does not know.
+const (
+	// CodePaymentMethodInvalid: the payment method token is unknown.
+	CodePaymentMethodInvalid = "payment_method_invalid"
+	// CodeAmountExceedsCapturable: a capture asked for more than was
+	// authorized and is still capturable.
+	CodeAmountExceedsCapturable = "amount_exceeds_capturable"
+	// CodeUnexpectedState: the charge's status forbids the operation, such as
+	// capturing a charge that was canceled (errcode.KindConflict).
+	CodeUnexpectedState = "charge_unexpected_state"
+)
+
+// Failure codes and decline codes of failed charges, as Stripe names them so
+// that the Stripe adapter passes them through unchanged.
+const (
+	// FailureCardDeclined is the FailureCode of every card decline; the
+	// DeclineCode says why.
+	FailureCardDeclined = "card_declined"
+
+	// DeclineGeneric: the issuer declined without saying why.
+	DeclineGeneric = "generic_decline"
+	// DeclineInsufficientFunds: the account lacks the funds.
+	DeclineInsufficientFunds = "insufficient_funds"
+	// DeclineFraudulent: the processor suspects fraud. The customer is told
+	// only that the card was declined.
+	DeclineFraudulent = "fraudulent"
+)
+
+// Capture methods of AuthorizeRequest.CaptureMethod.
+const (
+	// CaptureAutomatic captures the whole amount as soon as it is
+	// authorized; it is the default when CaptureMethod is empty.
+	CaptureAutomatic = "automatic"
+	// CaptureManual leaves an authorized charge in StatusRequiresCapture
+	// until Capture or Cancel is called.
+	CaptureManual = "manual"
+)
+
+// Status is the state of a Charge.
+type Status string
+
+// Charge statuses. StatusSucceeded, StatusFailed and StatusCanceled are
+// final; the others change through the caller's calls or an Update.
+const (
+	// StatusPending: the processor is still working on it (some payment
+	// methods settle asynchronously); an Update reports the outcome.
+	StatusPending Status = "pending"
+	// StatusRequiresAction: the customer must act, as NextAction says
+	// (3-D Secure authentication).
+	StatusRequiresAction Status = "requires_action"
+	// StatusRequiresCapture: authorized with manual capture; the funds are
+	// held until Capture or Cancel.
+	StatusRequiresCapture Status = "requires_capture"
+	// StatusSucceeded: captured; the money moves.
+	StatusSucceeded Status = "succeeded"
+	// StatusFailed: declined or otherwise failed; see the failure fields.
+	StatusFailed Status = "failed"
+	// StatusCanceled: canceled before capture; held funds are released.
+	StatusCanceled Status = "canceled"
+)
+
+// Valid reports whether s is one of the statuses above.
+func (s Status) Valid() bool {
+	switch s {
+	case StatusPending, StatusRequiresAction, StatusRequiresCapture,
+		StatusSucceeded, StatusFailed, StatusCanceled:
+		return true
+	}
+	return false
+}
+
+// Final reports whether no further status change can happen to a charge in
+// status s. Refunds do not change a charge's status.
+func (s Status) Final() bool {
+	return s == StatusSucceeded || s == StatusFailed || s == StatusCanceled
+}
+
+// Next action types of NextAction.Type.
+const (
+	// NextActionRedirectToURL: send the customer to NextAction.RedirectURL.
+	NextActionRedirectToURL = "redirect_to_url"
+	// NextActionUseStripeSDK: let Stripe's client library handle the action.
+	NextActionUseStripeSDK = "use_stripe_sdk"
+)
+
+// NextAction tells the client what the customer must do for a charge in
+// StatusRequiresAction.
+type NextAction struct {
+	// Type is NextActionRedirectToURL or NextActionUseStripeSDK.
+	Type string
+	// RedirectURL is where to send the customer, for NextActionRedirectToURL.
+	RedirectURL string
+}
+
+// AuthorizeRequest creates a charge and confirms it at once.
+type AuthorizeRequest struct {
+	TenantID  string
+	PaymentID string
+	// Amount is in minor units of Currency.
+	Amount int64
+	// Currency is a lowercase ISO 4217 code.
+	Currency string
+	// PaymentMethod is a processor token, such as "pm_card_visa".
+	PaymentMethod string
+	// CaptureMethod is CaptureAutomatic (the default when empty) or
+	// CaptureManual.
+	CaptureMethod string
+	// IdempotencyKey makes retries of the same request safe.
+	IdempotencyKey string
+	// Metadata is passed to the processor as is.
+	Metadata map[string]string
+}
+
+// CaptureRequest captures an authorized charge.
+type CaptureRequest struct {
+	// Ref is the charge's Ref.
+	Ref       string
+	PaymentID string
+	// Amount is in minor units; it may be less than authorized, and the rest
+	// is released. Zero captures everything that is capturable.
+	Amount         int64
+	IdempotencyKey string
+}
+
+// CancelRequest cancels a charge that is not yet captured.
+type CancelRequest struct {
+	// Ref is the charge's Ref.
+	Ref            string
+	PaymentID      string
+	IdempotencyKey string
+}
+
+// RefundRequest returns captured money to the customer.
+type RefundRequest struct {
+	// Ref is the refunded charge's Ref.
+	Ref      string
+	RefundID string
+	// Amount is in minor units of Currency.
+	Amount         int64
+	Currency       string
+	IdempotencyKey string
+}
+
+// Charge is the processor's view of a payment at one moment. Amounts are in
+// minor units of Currency.
+type Charge struct {
+	// Ref is the processor's reference of the charge. Callers store the Ref
+	// of every Charge they receive and use the latest for later calls: an
+	// adapter may issue a new one when the status changes (the sandbox does).
+	Ref      string
+	Status   Status
+	Currency string
+	// Amount is the amount authorized.
+	Amount int64
+	// AmountCapturable is what Capture may still take: Amount while the
+	// status is StatusRequiresCapture, else 0.
+	AmountCapturable int64
+	// AmountCaptured is the amount captured, 0 until captured.
+	AmountCaptured int64
+	// Fee is the processor's fee on AmountCaptured, 0 until captured.
+	Fee int64
+	// NextAction is set while Status is StatusRequiresAction.
+	NextAction *NextAction
+	// DeclineCode, FailureCode and FailureMessage are set while Status is
+	// StatusFailed. FailureMessage is safe to show to the customer.
+	DeclineCode    string
+	FailureCode    string
+	FailureMessage string
+}
+
+// RefundStatus is the state of a Refund.
+type RefundStatus string
+
+// Refund statuses.
+const (
+	// RefundPending: the processor has not finished the refund yet.
+	RefundPending RefundStatus = "pending"
+	// RefundSucceeded: the money is on its way back to the customer.
+	RefundSucceeded RefundStatus = "succeeded"
+	// RefundFailed: the refund could not be made; see FailureReason.
+	RefundFailed RefundStatus = "failed"
+)
+
+// Refund is the processor's view of a refund.
+type Refund struct {
+	// Ref is the processor's reference of the refund.
+	Ref    string
+	Status RefundStatus
+	// Amount is in minor units of the charge's currency.
+	Amount int64
+	// FailureReason is set while Status is RefundFailed.
+	FailureReason string
+}
+
+// Update is a status change the processor reports on its own, outside any
+// call of the caller: an asynchronous payment settling, a customer completing
+// 3-D Secure. The sandbox delivers Updates through an UpdateHandler; the
+// Stripe adapter will feed its webhooks through the same path.
+type Update struct {
+	// Ref is the reference the payment knows the charge by: the Ref of the
+	// last Charge returned to the caller before this change. The handler
+	// must check it against the stored one before trusting the Update.
+	Ref       string
+	PaymentID string
+	TenantID  string
+	// Charge is the charge after the change; its Ref may differ from Ref.
+	Charge Charge
+}
+
+// UpdateHandler applies an Update. It must be idempotent: processors deliver
+// at least once, and after a restart an Update may repeat what Retrieve
+// already reported.
+type UpdateHandler func(ctx context.Context, u Update) error
+
+// Processor moves money on cards. Every method honors ctx: when ctx ends
+// before the processor answers, the method returns an error wrapping both
+// ErrUnavailable and ctx.Err(), since the call may have taken effect.
+//
+// Invalid requests return *errcode.Error values: the codes of package money
+// for amounts and currencies (with Param "amount" or "currency"),
+// errcode.CodeParameterMissing and errcode.CodeParameterInvalid for other
+// fields, and the codes named on each method.
+type Processor interface {
+	// Name names the processor: "sandbox" or "stripe".
+	Name() string
+	// Authorize creates a charge and confirms it. With CaptureAutomatic a
+	// successful charge comes back StatusSucceeded, with CaptureManual
+	// StatusRequiresCapture; a decline comes back StatusFailed with a nil
+	// error. Codes: CodePaymentMethodInvalid (Param "payment_method").
+	Authorize(ctx context.Context, req AuthorizeRequest) (Charge, error)
+	// Capture captures a charge in StatusRequiresCapture, possibly for less
+	// than was authorized. Codes: CodeAmountExceedsCapturable (Param
+	// "amount"), CodeUnexpectedState, errcode.CodeResourceMissing.
+	Capture(ctx context.Context, req CaptureRequest) (Charge, error)
+	// Cancel cancels a charge in StatusRequiresCapture or
+	// StatusRequiresAction. Codes: CodeUnexpectedState,
+	// errcode.CodeResourceMissing.
+	Cancel(ctx context.Context, req CancelRequest) (Charge, error)
+	// Refund refunds part or all of a captured charge. Codes:
+	// errcode.CodeResourceMissing.
+	Refund(ctx context.Context, req RefundRequest) (Refund, error)
+	// Retrieve reports the charge's current state; reconciliation uses it
+	// to learn outcomes it missed. Codes: errcode.CodeResourceMissing.
+	Retrieve(ctx context.Context, ref string) (Charge, error)
+}
