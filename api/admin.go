@@ -86,7 +86,7 @@ type tenantPath struct {
 
 type updateTenantInput struct {
 	Tenant string `path:"tenant" maxLength:"64" doc:"The tenant's ID." example:"ten_06f0kb9t5q3e3bq4b7bw0vq2rc"`
-	Body struct {
+	Body   struct {
 		Status             string `json:"status,omitempty" enum:"active,disabled" doc:"Disable to make every key of the account answer 403."`
 		RateLimitPerSecond int    `json:"rate_limit_per_second,omitempty" minimum:"1" maximum:"1000000"`
 		RateLimitBurst     int    `json:"rate_limit_burst,omitempty" minimum:"1" maximum:"1000000"`
@@ -95,7 +95,7 @@ type updateTenantInput struct {
 
 type createKeyInput struct {
 	Tenant string `path:"tenant" maxLength:"64" doc:"The tenant's ID." example:"ten_06f0kb9t5q3e3bq4b7bw0vq2rc"`
-	Body struct {
+	Body   struct {
 		Mode     string `json:"mode,omitempty" enum:"test,live" doc:"test when absent."`
 		ReadOnly bool   `json:"read_only,omitempty" doc:"A read-only key may only call GET operations."`
 	}
@@ -117,7 +117,7 @@ type keyListOutput struct {
 
 type keyPath struct {
 	Tenant string `path:"tenant" maxLength:"64" doc:"The tenant's ID." example:"ten_06f0kb9t5q3e3bq4b7bw0vq2rc"`
-	Key string `path:"key" maxLength:"64" doc:"The key's ID." example:"key_06f0kb9t5q3e3bq4b7bw0vq2rc"`
+	Key    string `path:"key" maxLength:"64" doc:"The key's ID." example:"key_06f0kb9t5q3e3bq4b7bw0vq2rc"`
 }
 
 func parseTenant(s string) (uuid.UUID, error) {

@@ -8,6 +8,7 @@ package api
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -23,6 +24,8 @@ import (
 
 	"github.com/payments-api/payments/errcode"
 	"github.com/payments-api/payments/ids"
+	"github.com/payments-api/payments/payments"
+	"github.com/payments-api/payments/processor/sandbox"
 	"github.com/payments-api/payments/sharding"
 	"github.com/payments-api/payments/tenancy"
 )
@@ -47,8 +50,12 @@ type Config struct {
 	RateLimiter *tenancy.RateLimiter
 	Router      *sharding.Router
 	Redis       redis.UniversalClient
-	AdminToken  string
-	Logger      *slog.Logger
+	Payments    *payments.Service
+	// Sandbox is the sandbox processor when it is the active processor,
+	// else nil; it enables the sandbox-only routes.
+	Sandbox    *sandbox.Sandbox
+	AdminToken string
+	Logger     *slog.Logger
 	// Registry receives the edge's metrics and is served at /metrics.
 	Registry *prometheus.Registry
 	Version  string
@@ -95,13 +102,25 @@ func New(cfg Config) *Server {
 		cfg.Registry = prometheus.NewRegistry()
 	}
 	mux := http.NewServeMux()
-	api := humago.New(mux, OpenAPIConfig(cfg.Version))
+	hc := OpenAPIConfig(cfg.Version)
+	// One JSON encoder for every answer, the same one that renders stored
+	// idempotent answers.
+	hc.Formats = map[string]huma.Format{
+		"application/json": {Marshal: jsonEncode, Unmarshal: json.Unmarshal},
+		"json":             {Marshal: jsonEncode, Unmarshal: json.Unmarshal},
+	}
+	api := humago.New(mux, hc)
 	s := &Server{API: api, cfg: cfg}
 	api.UseMiddleware(s.authenticate)
 
 	registerHealth(api, s)
 	registerAccount(api, s)
 	registerAdmin(api, s)
+	registerPayments(api, s)
+	registerRefunds(api, s)
+	registerEvents(api, s)
+	registerBalance(api, s)
+	registerSandbox(api, s)
 
 	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
 	metrics := newHTTPMetrics(cfg.Registry)
@@ -206,6 +225,11 @@ func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
 					fmt.Sprintf("too many requests: the limit is %d per second; retry after the Retry-After delay", p.RateLimitPerSecond))
 				prob.headers = http.Header{"Retry-After": []string{strconv.Itoa(max(ceilSeconds(d.RetryAfter), 1))}}
 				s.fail(ctx, prob)
+				return
+			}
+		}
+		if isWrite(op.Method) {
+			if ctx = s.guardWrite(ctx, p); ctx == nil {
 				return
 			}
 		}

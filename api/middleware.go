@@ -150,7 +150,7 @@ func edge(next http.Handler, log *slog.Logger, m *httpMetrics) http.Handler {
 			attrs := []slog.Attr{
 				slog.String("request_id", ri.id),
 				slog.String("method", r.Method),
-				slog.String("path", r.URL.Path),
+				slog.String("path", redactPath(r.URL.Path)),
 				slog.String("operation", op),
 				slog.Int("status", status),
 				slog.Float64("latency_ms", float64(elapsed.Microseconds())/1000),

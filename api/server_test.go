@@ -19,6 +19,10 @@ import (
 
 	"github.com/payments-api/payments/api"
 	"github.com/payments-api/payments/dbtest"
+	"github.com/payments-api/payments/payments"
+	"github.com/payments-api/payments/processor"
+	"github.com/payments-api/payments/processor/sandbox"
+	"github.com/payments-api/payments/readcache"
 	"github.com/payments-api/payments/sharding"
 	"github.com/payments-api/payments/tenancy"
 	"github.com/payments-api/payments/txn"
@@ -62,11 +66,17 @@ type harness struct {
 	clock    *clock
 	logs     *syncBuffer
 	registry *prometheus.Registry
+	payments *payments.Service
+	cache    *readcache.Cache
 }
 
 type harnessOptions struct {
 	// RedisURL overrides the test Redis, e.g. to point at a closed port.
 	RedisURL string
+	// SandboxLatency slows every processor call.
+	SandboxLatency time.Duration
+	// SettleDelay is how long pm_card_processing stays pending.
+	SettleDelay time.Duration
 }
 
 // newHarness builds the server the way main does, on two fresh shard
@@ -102,9 +112,33 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	router := sharding.NewRouter(m)
 	svc := tenancy.NewService(router, tenancy.RateLimitDefaults{PerSecond: 1000, Burst: 1000}, h.clock.Now, log)
 	reg.MustRegister(sharding.NewPoolCollector(m))
+	prefix := dbtest.KeyPrefix(t)
+	h.cache = readcache.New(rdb, prefix, reg, log)
+	sbOpts := sandbox.DefaultOptions()
+	sbOpts.Latency, sbOpts.SettleDelay, sbOpts.Logger = o.SandboxLatency, o.SettleDelay, log
+	if sbOpts.SettleDelay == 0 {
+		sbOpts.SettleDelay = 100 * time.Millisecond
+	}
+	sbOpts.UpdateHandler = func(ctx context.Context, u processor.Update) error { return h.payments.ApplyUpdate(ctx, u) }
+	sb, err := sandbox.New(sbOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sb.Close() })
+	h.payments = payments.NewService(payments.Options{Router: router, Processor: sb, Cache: h.cache, Logger: log})
 	srv := api.New(api.Config{
-		Tenancy: svc, RateLimiter: tenancy.NewRateLimiter(rdb, dbtest.KeyPrefix(t), reg, log), Router: router, Redis: rdb,
+		Tenancy: svc, RateLimiter: tenancy.NewRateLimiter(rdb, prefix, reg, log), Router: router, Redis: rdb,
+		Payments: h.payments, Sandbox: sb,
 		AdminToken: adminToken, Logger: log, Registry: reg, Version: "test",
+	})
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, line := range strings.Split(h.logs.String(), "\n") {
+				if strings.Contains(line, `"level":"ERROR"`) || strings.Contains(line, `"level":"WARN"`) {
+					t.Log(line)
+				}
+			}
+		}
 	})
 	ts := httptest.NewServer(srv.Handler)
 	t.Cleanup(ts.Close)

@@ -130,7 +130,9 @@ func ensureTemplate(ctx context.Context, admin *pgx.Conn, adminURL string) (stri
 	}
 	if _, err := admin.Exec(ctx, "ALTER DATABASE "+build+" RENAME TO "+name); err != nil {
 		_, _ = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+build+" WITH (FORCE)")
-		if sqlState(err) != "42P04" { // duplicate_database: another process won
+		// duplicate_database, or unique_violation on pg_database when both
+		// renames race: another process won.
+		if st := sqlState(err); st != "42P04" && st != "23505" {
 			return "", fmt.Errorf("rename template: %w", err)
 		}
 	}

@@ -14,9 +14,13 @@ import (
 
 // Coordinate limits, in degrees.
 const (
-	LatitudeMin  = -90.0
-	LatitudeMax  = 90.0
+	// LatitudeMin is the South Pole.
+	LatitudeMin = -90.0
+	// LatitudeMax is the North Pole.
+	LatitudeMax = 90.0
+	// LongitudeMin is the antimeridian, approached from the west.
 	LongitudeMin = -180.0
+	// LongitudeMax is the antimeridian, approached from the east.
 	LongitudeMax = 180.0
 )
 

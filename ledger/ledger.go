@@ -74,11 +74,13 @@ var (
 type Transaction struct {
 	// ID is the ledger transaction's key; its public form is
 	// ids.Format(ids.PrefixBalanceTx, ID).
-	ID       uuid.UUID
+	ID uuid.UUID
+	// TenantID is the merchant whose book this is.
 	TenantID uuid.UUID
 	// Currency is a lowercase ISO 4217 code such as "usd".
 	Currency string
-	Type     Type
+	// Type says what moved the money.
+	Type Type
 	// SourceType and SourceID name the object that caused the movement:
 	// the payment of a charge, the refund of a refund.
 	SourceType string
@@ -92,7 +94,9 @@ type Transaction struct {
 	// Fee is what the processor kept, in minor units; never negative.
 	Fee int64
 	// Net is Amount - Fee: the change of the merchant's balance.
-	Net     int64
+	Net int64
+	// Entries are the legs, at most one per account, none zero, summing
+	// to zero.
 	Entries []Entry
 	// CreatedAt is when the transaction was booked. A zero CreatedAt given
 	// to Post means the database's transaction time.

@@ -86,8 +86,8 @@ func Post(ctx context.Context, tx pgx.Tx, txs ...Transaction) error {
 	if len(txs) > PostTransactionsMax {
 		return errcode.Internal(fmt.Errorf("post %d ledger transactions: more than the limit %d", len(txs), PostTransactionsMax))
 	}
-	// Assert everything before the first write, and find duplicates within
-	// the call, which the database cannot report without aborting.
+	// Assert everything before the first write, and set aside duplicates
+	// within the call so that each source reaches the INSERT once.
 	var dups []uuid.UUID
 	booked := make(map[sourceKey]bool, len(txs))
 	byID := make(map[uuid.UUID]bool, len(txs))

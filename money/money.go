@@ -18,9 +18,13 @@ import (
 
 // Error codes this package returns inside *errcode.Error values.
 const (
+	// CodeCurrencyUnsupported rejects a currency that is malformed, not
+	// lowercase or not in the table.
 	CodeCurrencyUnsupported = "currency_unsupported"
-	CodeAmountTooSmall      = "amount_too_small"
-	CodeAmountTooLarge      = "amount_too_large"
+	// CodeAmountTooSmall rejects an amount below AmountMin.
+	CodeAmountTooSmall = "amount_too_small"
+	// CodeAmountTooLarge rejects an amount above the currency's AmountMax.
+	CodeAmountTooLarge = "amount_too_large"
 )
 
 // AmountMin is the smallest amount, in minor units, that a charge or a

@@ -107,7 +107,7 @@ func updatePayment(ctx context.Context, tx pgx.Tx, p *Payment, now time.Time) er
 	var sets []string
 	for i, c := range cols {
 		c = strings.TrimSpace(c)
-		if c == "tenant_id" || c == "id" || c == "created_at" {
+		if c == "tenant_id" || c == "id" {
 			continue
 		}
 		sets = append(sets, fmt.Sprintf("%s = $%d", c, i+1))

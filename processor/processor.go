@@ -27,13 +27,13 @@ var ErrUnavailable = errors.New("card processor unavailable")
 // the codes of package money and errcode.CodeResourceMissing for a
 // reference the processor does not know.
 const (
-	// CodePaymentMethodInvalid: the payment method token is unknown.
+	// CodePaymentMethodInvalid means the payment method token is unknown.
 	CodePaymentMethodInvalid = "payment_method_invalid"
-	// CodeAmountExceedsCapturable: a capture asked for more than was
+	// CodeAmountExceedsCapturable means a capture asked for more than was
 	// authorized and is still capturable.
 	CodeAmountExceedsCapturable = "amount_exceeds_capturable"
-	// CodeUnexpectedState: the charge's status forbids the operation, such as
-	// capturing a charge that was canceled (errcode.KindConflict).
+	// CodeUnexpectedState means the charge's status forbids the operation,
+	// such as capturing a charge that was canceled (errcode.KindConflict).
 	CodeUnexpectedState = "charge_unexpected_state"
 )
 
@@ -44,12 +44,12 @@ const (
 	// DeclineCode says why.
 	FailureCardDeclined = "card_declined"
 
-	// DeclineGeneric: the issuer declined without saying why.
+	// DeclineGeneric means the issuer declined without saying why.
 	DeclineGeneric = "generic_decline"
-	// DeclineInsufficientFunds: the account lacks the funds.
+	// DeclineInsufficientFunds means the account lacks the funds.
 	DeclineInsufficientFunds = "insufficient_funds"
-	// DeclineFraudulent: the processor suspects fraud. The customer is told
-	// only that the card was declined.
+	// DeclineFraudulent means the processor suspects fraud. The customer is
+	// told only that the card was declined.
 	DeclineFraudulent = "fraudulent"
 )
 
@@ -69,20 +69,23 @@ type Status string
 // Charge statuses. StatusSucceeded, StatusFailed and StatusCanceled are
 // final; the others change through the caller's calls or an Update.
 const (
-	// StatusPending: the processor is still working on it (some payment
-	// methods settle asynchronously); an Update reports the outcome.
+	// StatusPending means the processor is still working on the charge
+	// (some payment methods settle asynchronously); an Update reports the
+	// outcome.
 	StatusPending Status = "pending"
-	// StatusRequiresAction: the customer must act, as NextAction says
+	// StatusRequiresAction means the customer must act, as NextAction says
 	// (3-D Secure authentication).
 	StatusRequiresAction Status = "requires_action"
-	// StatusRequiresCapture: authorized with manual capture; the funds are
-	// held until Capture or Cancel.
+	// StatusRequiresCapture means the charge is authorized for manual
+	// capture; the funds are held until Capture or Cancel.
 	StatusRequiresCapture Status = "requires_capture"
-	// StatusSucceeded: captured; the money moves.
+	// StatusSucceeded means the charge is captured; the money moves.
 	StatusSucceeded Status = "succeeded"
-	// StatusFailed: declined or otherwise failed; see the failure fields.
+	// StatusFailed means the charge was declined or otherwise failed; see
+	// the failure fields.
 	StatusFailed Status = "failed"
-	// StatusCanceled: canceled before capture; held funds are released.
+	// StatusCanceled means the charge was canceled before capture; held
+	// funds are released.
 	StatusCanceled Status = "canceled"
 )
 
@@ -104,9 +107,11 @@ func (s Status) Final() bool {
 
 // Next action types of NextAction.Type.
 const (
-	// NextActionRedirectToURL: send the customer to NextAction.RedirectURL.
+	// NextActionRedirectToURL asks the client to send the customer to
+	// NextAction.RedirectURL.
 	NextActionRedirectToURL = "redirect_to_url"
-	// NextActionUseStripeSDK: let Stripe's client library handle the action.
+	// NextActionUseStripeSDK asks the client to let Stripe's client library
+	// handle the action.
 	NextActionUseStripeSDK = "use_stripe_sdk"
 )
 

@@ -28,6 +28,11 @@ type config struct {
 	DBConnsMax         int32
 	ShutdownTimeout    time.Duration
 	LogLevel           string
+	SandboxLatency     time.Duration
+	SandboxSettleDelay time.Duration
+	ReconcileInterval  time.Duration
+	ReconcileAge       time.Duration
+	ProcessorTimeout   time.Duration
 }
 
 // AdminTokenLengthMin keeps the admin token out of guessing range.
@@ -96,6 +101,31 @@ func loadConfig(getenv func(string) string, needAdmin bool) (config, error) {
 		return c, err
 	}
 	c.ShutdownTimeout = time.Duration(secs) * time.Second
+
+	ms, err := intFrom(e, "PAYMENTS_SANDBOX_LATENCY_MS", 0, 0, 10_000)
+	if err != nil {
+		return c, err
+	}
+	c.SandboxLatency = time.Duration(ms) * time.Millisecond
+	if secs, err = intFrom(e, "PAYMENTS_SANDBOX_SETTLE_DELAY_SECONDS", 10, 0, 3600); err != nil {
+		return c, err
+	}
+	c.SandboxSettleDelay = time.Duration(secs) * time.Second
+	if secs, err = intFrom(e, "PAYMENTS_RECONCILE_INTERVAL_SECONDS", 10, 1, 3600); err != nil {
+		return c, err
+	}
+	c.ReconcileInterval = time.Duration(secs) * time.Second
+	if secs, err = intFrom(e, "PAYMENTS_RECONCILE_AGE_SECONDS", 60, 1, 86400); err != nil {
+		return c, err
+	}
+	c.ReconcileAge = time.Duration(secs) * time.Second
+	if secs, err = intFrom(e, "PAYMENTS_PROCESSOR_TIMEOUT_SECONDS", 30, 1, 120); err != nil {
+		return c, err
+	}
+	c.ProcessorTimeout = time.Duration(secs) * time.Second
+	if c.ReconcileAge <= c.ProcessorTimeout {
+		return c, fmt.Errorf("PAYMENTS_RECONCILE_AGE_SECONDS (%s) must exceed PAYMENTS_PROCESSOR_TIMEOUT_SECONDS (%s), or the reconciler races running requests", c.ReconcileAge, c.ProcessorTimeout)
+	}
 
 	dsn := e.or("DATABASE_URL", "")
 	if dsn == "" {

@@ -32,6 +32,10 @@ import (
 
 	"github.com/payments-api/payments/api"
 	"github.com/payments-api/payments/migrations"
+	"github.com/payments-api/payments/payments"
+	"github.com/payments-api/payments/processor"
+	"github.com/payments-api/payments/processor/sandbox"
+	"github.com/payments-api/payments/readcache"
 	"github.com/payments-api/payments/sharding"
 	"github.com/payments-api/payments/tenancy"
 	"github.com/payments-api/payments/txn"
@@ -203,9 +207,13 @@ func openapi(args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	s := api.New(api.Config{Version: version})
+	sb, err := sandbox.New(sandbox.DefaultOptions())
+	if err != nil {
+		return err
+	}
+	defer sb.Close()
+	s := api.New(api.Config{Version: version, Sandbox: sb})
 	var b []byte
-	var err error
 	switch *v {
 	case "3.1":
 		b, err = json.MarshalIndent(s.API.OpenAPI(), "", "  ")
@@ -263,8 +271,22 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	defer rdb.Close()
 	router := sharding.NewRouter(m)
 	svc := tenancy.NewService(router, tenancy.RateLimitDefaults{PerSecond: c.RateLimitPerSecond, Burst: c.RateLimitBurst}, nil, log)
+	cache := readcache.New(rdb, c.RedisPrefix, reg, log)
+	var pays *payments.Service
+	sbOpts := sandbox.DefaultOptions()
+	sbOpts.Latency, sbOpts.SettleDelay, sbOpts.Logger = c.SandboxLatency, c.SandboxSettleDelay, log
+	sbOpts.UpdateHandler = func(ctx context.Context, u processor.Update) error { return pays.ApplyUpdate(ctx, u) }
+	sb, err := sandbox.New(sbOpts)
+	if err != nil {
+		return err
+	}
+	defer sb.Close()
+	pays = payments.NewService(payments.Options{
+		Router: router, Processor: sb, Cache: cache, Logger: log, ProcessorTimeout: c.ProcessorTimeout,
+	})
 	srv := api.New(api.Config{
 		Tenancy: svc, RateLimiter: tenancy.NewRateLimiter(rdb, c.RedisPrefix, reg, log), Router: router, Redis: rdb,
+		Payments: pays, Sandbox: sb,
 		AdminToken: c.AdminToken, Logger: log, Registry: reg, Version: version,
 	})
 	ln, err := net.Listen("tcp", c.HTTPAddr)
@@ -284,8 +306,12 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	defer stop()
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+	wctx, stopWorkers := context.WithCancel(context.Background())
+	workers := runWorkers(wctx, c, m, pays, cache, log)
+	defer func() { stopWorkers(); workers.Wait() }()
 	regions := m.Regions()
-	log.Info("serving", "addr", ln.Addr().String(), "shards", len(m.All()), "regions", strings.Join(regions, ","), "version", version)
+	log.Info("serving", "addr", ln.Addr().String(), "shards", len(m.All()), "regions", strings.Join(regions, ","),
+		"processor", sb.Name(), "version", version)
 	select {
 	case err := <-errc:
 		return err

@@ -397,7 +397,8 @@ func (s *Sandbox) CompleteAction(ctx context.Context, ref string) (processor.Cha
 // Ref, Settle stops it and delivers the Update itself, with ctx, so the
 // UpdateHandler still hears of the settlement exactly once; otherwise (the
 // timer fired already, or another process created the charge) no Update is
-// sent. Errors: errcode.CodeResourceMissing, or the UpdateHandler's error.
+// sent. A failed Update is not sent again; Retrieve reports the settled
+// charge. Errors: errcode.CodeResourceMissing, or the UpdateHandler's error.
 func (s *Sandbox) Settle(ctx context.Context, ref string) (processor.Charge, error) {
 	st, err := decodeRef(ref)
 	if err != nil {

@@ -1,0 +1,114 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/payments-api/payments/errcode"
+	"github.com/payments-api/payments/events"
+	"github.com/payments-api/payments/ids"
+)
+
+// EventView is an event as the API answers it.
+type EventView struct {
+	ID       string        `json:"id" doc:"Unique identifier, prefixed evt_." example:"evt_06h17frpsdzff29kp8gyg5mc4w"`
+	Object   string        `json:"object" enum:"event" doc:"Always event."`
+	Type     string        `json:"type" doc:"What happened, such as payment.succeeded." example:"payment.succeeded"`
+	Sequence int           `json:"sequence" doc:"The object's version after the change. An update with a lower sequence than one already seen for the same object is older and can be dropped." example:"3"`
+	Created  int64         `json:"created" doc:"When the change happened, Unix seconds." example:"1764090000"`
+	Data     EventDataView `json:"data"`
+}
+
+// EventDataView holds the event's snapshot.
+type EventDataView struct {
+	Object json.RawMessage `json:"object" doc:"The payment or refund after the change, as the API answers it."`
+}
+
+func eventView(e events.Event) EventView {
+	return EventView{
+		ID: e.PublicID(), Object: "event", Type: string(e.Type), Sequence: e.ObjectVersion,
+		Created: e.CreatedAt.Unix(), Data: EventDataView{Object: e.Data},
+	}
+}
+
+type eventOutput struct {
+	Body EventView
+}
+
+type eventPath struct {
+	ID string `path:"id" maxLength:"64" doc:"The event's ID." example:"evt_06h17frpsdzff29kp8gyg5mc4w"`
+}
+
+type listEventsInput struct {
+	ListQuery
+	Type string `query:"type" maxLength:"100" doc:"Only events of this type, such as payment.succeeded."`
+}
+
+type eventList struct {
+	Object  string      `json:"object" enum:"list"`
+	Data    []EventView `json:"data"`
+	HasMore bool        `json:"has_more"`
+}
+
+type eventListOutput struct {
+	Body eventList
+}
+
+func registerEvents(api huma.API, s *Server) {
+	tags := []string{"Events"}
+	huma.Register(api, operation(huma.Operation{
+		OperationID: "get-event",
+		Method:      http.MethodGet,
+		Path:        "/v1/events/{id}",
+		Summary:     "Retrieve an event",
+		Description: "Answers an event with the snapshot of its object.",
+		Tags:        tags,
+	}, schemeSecretKey, http.StatusNotFound), handle(func(ctx context.Context, in *eventPath) (*eventOutput, error) {
+		id, ok := ids.Parse(ids.PrefixEvent, in.ID)
+		if !ok {
+			return nil, errcode.NotFound("event", in.ID)
+		}
+		p := principal(ctx)
+		e, err := events.Get(ctx, p.Shard.Pool, p.TenantID, id)
+		if err != nil {
+			return nil, err
+		}
+		return &eventOutput{Body: eventView(e)}, nil
+	}))
+
+	huma.Register(api, operation(huma.Operation{
+		OperationID: "list-events",
+		Method:      http.MethodGet,
+		Path:        "/v1/events",
+		Summary:     "List events",
+		Description: "Lists events newest first, optionally of one type. Events are written in the same transaction as the change they describe.",
+		Tags:        tags,
+	}, schemeSecretKey, http.StatusBadRequest, http.StatusUnprocessableEntity), handle(func(ctx context.Context, in *listEventsInput) (*eventListOutput, error) {
+		page, err := in.page(ids.PrefixEvent)
+		if err != nil {
+			return nil, err
+		}
+		if in.Type != "" {
+			known := false
+			for _, t := range events.Types {
+				known = known || string(t) == in.Type
+			}
+			if !known {
+				return nil, errcode.Invalid(errcode.CodeParameterInvalid, "type", "unknown event type %q", in.Type)
+			}
+		}
+		p := principal(ctx)
+		es, more, err := events.List(ctx, p.Shard.Pool, p.TenantID, events.ListParams{Page: page, Type: events.Type(in.Type)})
+		if err != nil {
+			return nil, err
+		}
+		out := &eventListOutput{Body: eventList{Object: "list", Data: []EventView{}, HasMore: more}}
+		for _, e := range es {
+			out.Body.Data = append(out.Body.Data, eventView(e))
+		}
+		return out, nil
+	}))
+}

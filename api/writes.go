@@ -1,0 +1,124 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/payments-api/payments/carddata"
+	"github.com/payments-api/payments/errcode"
+	"github.com/payments-api/payments/idempotency"
+	"github.com/payments-api/payments/tenancy"
+)
+
+// CodeCardDataNotAllowed answers a request that carries what looks like a
+// card number: the service never holds card data.
+const CodeCardDataNotAllowed = "card_data_not_allowed"
+
+// humaContext lets bodyContext embed huma.Context under another field name
+// (the interface has a method named Context).
+type humaContext = huma.Context
+
+// bodyContext replays a body that the middleware already read.
+type bodyContext struct {
+	humaContext
+	body []byte
+}
+
+func (c *bodyContext) BodyReader() io.Reader { return bytes.NewReader(c.body) }
+
+// guardWrite runs before every tenant write: it reads the body once (at most
+// BodyBytesMax), refuses card data anywhere in it, and applies the
+// Idempotency-Key contract. It returns the context to continue with, or nil
+// when it has answered already.
+func (s *Server) guardWrite(ctx huma.Context, p tenancy.Principal) huma.Context {
+	rctx := ctx.Context()
+	var body []byte
+	if r := ctx.BodyReader(); r != nil {
+		b, err := io.ReadAll(io.LimitReader(r, BodyBytesMax+1))
+		if err != nil {
+			s.fail(ctx, newProblem(rctx, http.StatusBadRequest, errcode.CodeInvalidRequest, "the request body could not be read"))
+			return nil
+		}
+		if len(b) > BodyBytesMax {
+			s.fail(ctx, newProblem(rctx, http.StatusRequestEntityTooLarge, errcode.CodeRequestTooLarge, "the request body is larger than 65536 bytes"))
+			return nil
+		}
+		body = b
+	}
+	if carddata.Contains(body) || carddata.Contains([]byte(ctx.URL().RawQuery)) {
+		prob := newProblem(rctx, http.StatusBadRequest, CodeCardDataNotAllowed,
+			"the request contains what looks like a card number; send a payment method token such as pm_card_visa, never card data")
+		s.fail(ctx, prob)
+		return nil
+	}
+	next := huma.Context(&bodyContext{humaContext: ctx, body: body})
+	key := ctx.Header("Idempotency-Key")
+	if key == "" {
+		return next
+	}
+	if err := idempotency.ValidateKey(key); err != nil {
+		s.fail(ctx, problemFrom(rctx, err))
+		return nil
+	}
+	path := ctx.URL().Path
+	req := &idempotency.Request{
+		TenantID: p.TenantID, Key: key, Method: ctx.Method(), Path: path,
+		Fingerprint: idempotency.Fingerprint(ctx.Method(), path, body),
+	}
+	stored, err := req.Check(rctx, p.Shard.Pool)
+	if err != nil {
+		s.fail(ctx, problemFrom(rctx, err))
+		return nil
+	}
+	if stored != nil {
+		ctx.SetHeader("Idempotent-Replayed", "true")
+		ct := "application/json"
+		if stored.Status >= 400 {
+			ct = "application/problem+json"
+		}
+		ctx.SetHeader("Content-Type", ct)
+		ctx.SetStatus(stored.Status)
+		_, _ = ctx.BodyWriter().Write(stored.Body)
+		return nil
+	}
+	return huma.WithContext(next, idempotency.WithRequest(rctx, req))
+}
+
+// storeAs tells the idempotency record how the handler renders its answer:
+// with the same encoder and the same value, so the stored answer is byte for
+// byte what the client got. view maps the use case's result to the body.
+func storeAs(ctx context.Context, status int, view func(any) any) {
+	r := idempotency.From(ctx)
+	if r == nil {
+		return
+	}
+	r.SetRenderer(func(result any, err error) (int, []byte, error) {
+		var buf bytes.Buffer
+		if err != nil {
+			p := problemFrom(ctx, err)
+			e := jsonEncode(&buf, p)
+			return p.Status, buf.Bytes(), e
+		}
+		e := jsonEncode(&buf, view(result))
+		return status, buf.Bytes(), e
+	})
+}
+
+func isWrite(method string) bool {
+	return method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch || method == http.MethodDelete
+}
+
+func redactPath(p string) string {
+	if carddata.Contains([]byte(p)) {
+		if i := strings.LastIndex(p, "/"); i >= 0 {
+			return p[:i+1] + "[redacted]"
+		}
+		return "[redacted]"
+	}
+	return p
+}
