@@ -87,17 +87,17 @@ type tenantPath struct {
 type updateTenantInput struct {
 	Tenant string `path:"tenant" maxLength:"64" doc:"The tenant's ID." example:"ten_06f0kb9t5q3e3bq4b7bw0vq2rc"`
 	Body   struct {
-		Status             string `json:"status,omitempty" enum:"active,disabled" doc:"Disable to make every key of the account answer 403."`
-		RateLimitPerSecond int    `json:"rate_limit_per_second,omitempty" minimum:"1" maximum:"1000000"`
-		RateLimitBurst     int    `json:"rate_limit_burst,omitempty" minimum:"1" maximum:"1000000"`
+		Status             string `json:"status,omitempty" enum:"active,disabled" doc:"Disable to make every key of the account answer 403." example:"disabled"`
+		RateLimitPerSecond int    `json:"rate_limit_per_second,omitempty" minimum:"1" maximum:"1000000" doc:"Sustained requests per second." example:"500"`
+		RateLimitBurst     int    `json:"rate_limit_burst,omitempty" minimum:"1" maximum:"1000000" doc:"Burst size." example:"1000"`
 	}
 }
 
 type createKeyInput struct {
 	Tenant string `path:"tenant" maxLength:"64" doc:"The tenant's ID." example:"ten_06f0kb9t5q3e3bq4b7bw0vq2rc"`
 	Body   struct {
-		Mode     string `json:"mode,omitempty" enum:"test,live" doc:"test when absent."`
-		ReadOnly bool   `json:"read_only,omitempty" doc:"A read-only key may only call GET operations."`
+		Mode     string `json:"mode,omitempty" enum:"test,live" doc:"test when absent." example:"test"`
+		ReadOnly bool   `json:"read_only,omitempty" doc:"A read-only key may only call GET operations." example:"true"`
 	}
 }
 

@@ -58,7 +58,6 @@ type Config struct {
 	Logger     *slog.Logger
 	// Registry receives the edge's metrics and is served at /metrics.
 	Registry *prometheus.Registry
-	Version  string
 }
 
 // Server is the assembled HTTP handler and its API description.
@@ -68,10 +67,15 @@ type Server struct {
 	cfg     Config
 }
 
+// SpecVersion is the version of the API contract, a date like the API
+// versions merchants know; it changes when the contract changes, not with
+// every build.
+const SpecVersion = "2026-11-25"
+
 // OpenAPIConfig returns the Huma configuration of the API: title, version,
 // servers and security schemes.
-func OpenAPIConfig(version string) huma.Config {
-	c := huma.DefaultConfig("Payments API", version)
+func OpenAPIConfig() huma.Config {
+	c := huma.DefaultConfig("Payments API", SpecVersion)
 	c.Info.Description = "A multi-tenant payments API: card payments, refunds, a double-entry ledger and signed webhooks. " +
 		"Authenticate with a secret key: `Authorization: Bearer sk_test_...`. Amounts are integers in the currency's minor unit."
 	c.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
@@ -102,7 +106,7 @@ func New(cfg Config) *Server {
 		cfg.Registry = prometheus.NewRegistry()
 	}
 	mux := http.NewServeMux()
-	hc := OpenAPIConfig(cfg.Version)
+	hc := OpenAPIConfig()
 	// One JSON encoder for every answer, the same one that renders stored
 	// idempotent answers.
 	hc.Formats = map[string]huma.Format{

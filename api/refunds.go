@@ -76,7 +76,7 @@ func registerRefunds(api huma.API, s *Server) {
 		Method:      http.MethodGet,
 		Path:        "/v1/refunds/{id}",
 		Summary:     "Retrieve a refund",
-		Description: "Answers a refund.",
+		Description: "Answers a refund with its status and amount. Another tenant's refund answers 404.",
 		Tags:        tags,
 	}, schemeSecretKey, http.StatusNotFound), handle(func(ctx context.Context, in *refundPath) (*refundOutput, error) {
 		id, ok := ids.Parse(ids.PrefixRefund, in.ID)

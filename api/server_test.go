@@ -129,7 +129,7 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	srv := api.New(api.Config{
 		Tenancy: svc, RateLimiter: tenancy.NewRateLimiter(rdb, prefix, reg, log), Router: router, Redis: rdb,
 		Payments: h.payments, Sandbox: sb,
-		AdminToken: adminToken, Logger: log, Registry: reg, Version: "test",
+		AdminToken: adminToken, Logger: log, Registry: reg,
 	})
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -212,7 +212,7 @@ func openapi(args []string, stdout io.Writer) error {
 		return err
 	}
 	defer sb.Close()
-	s := api.New(api.Config{Version: version, Sandbox: sb})
+	s := api.New(api.Config{Sandbox: sb})
 	var b []byte
 	switch *v {
 	case "3.1":
@@ -287,7 +287,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	srv := api.New(api.Config{
 		Tenancy: svc, RateLimiter: tenancy.NewRateLimiter(rdb, c.RedisPrefix, reg, log), Router: router, Redis: rdb,
 		Payments: pays, Sandbox: sb,
-		AdminToken: c.AdminToken, Logger: log, Registry: reg, Version: version,
+		AdminToken: c.AdminToken, Logger: log, Registry: reg,
 	})
 	ln, err := net.Listen("tcp", c.HTTPAddr)
 	if err != nil {

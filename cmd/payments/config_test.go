@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+func envOf(kv map[string]string) func(string) string {
+	return func(k string) string { return kv[k] }
+}
+
+func goodEnv() map[string]string {
+	return map[string]string{
+		"DATABASE_URL":         "postgres://u:secretpw@127.0.0.1:5432/payments",
+		"PAYMENTS_ADMIN_TOKEN": strings.Repeat("a", 40),
+	}
+}
+
+func TestLoadConfigDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := loadConfig(envOf(goodEnv()), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTPAddr != "127.0.0.1:8080" || len(c.Shards) != 1 || c.Shards[0].Name != "s0" || c.Shards[0].Region != "local" {
+		t.Fatalf("defaults %+v", c)
+	}
+}
+
+func TestLoadConfigShards(t *testing.T) {
+	t.Parallel()
+	e := goodEnv()
+	e["PAYMENTS_SHARDS"] = "eu1:eu-west=postgres://127.0.0.1:5433/p ; us2:us-east=postgres://127.0.0.1:5434/p"
+	c, err := loadConfig(envOf(e), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Shards) != 3 || c.Shards[1].Name != "eu1" || c.Shards[1].Region != "eu-west" || c.Shards[2].DSN != "postgres://127.0.0.1:5434/p" {
+		t.Fatalf("shards %+v", c.Shards)
+	}
+}
+
+// TestBadConfigurationIsOneClearLine: every bad value stops the process
+// with one line that names the variable, and never echoes a password.
+func TestBadConfigurationIsOneClearLine(t *testing.T) {
+	t.Parallel()
+	cases := map[string]map[string]string{
+		"PAYMENTS_ADMIN_TOKEN":                  {"PAYMENTS_ADMIN_TOKEN": "short"},
+		"DATABASE_URL":                          {"DATABASE_URL": ""},
+		"PAYMENTS_HTTP_ADDR":                    {"PAYMENTS_HTTP_ADDR": "8080"},
+		"REDIS_URL":                             {"REDIS_URL": "http://nope"},
+		"PAYMENTS_SHARDS":                       {"PAYMENTS_SHARDS": "eu1=postgres://x:secretpw@h/p"},
+		"shard name":                            {"PAYMENTS_SHARDS": "EU!:eu=postgres://h/p"},
+		"declared twice":                        {"PAYMENTS_SHARDS": "s0:local=postgres://h/p"},
+		"PAYMENTS_RATE_LIMIT_PER_SECOND":        {"PAYMENTS_RATE_LIMIT_PER_SECOND": "lots"},
+		"PAYMENTS_DB_CONNS_MAX":                 {"PAYMENTS_DB_CONNS_MAX": "0"},
+		"PAYMENTS_LOG_LEVEL":                    {"PAYMENTS_LOG_LEVEL": "loud"},
+		"PAYMENTS_SANDBOX_LATENCY_MS":           {"PAYMENTS_SANDBOX_LATENCY_MS": "-1"},
+		"PAYMENTS_RECONCILE_AGE_SECONDS":        {"PAYMENTS_RECONCILE_AGE_SECONDS": "5"},
+		"PAYMENTS_SANDBOX_SETTLE_DELAY_SECONDS": {"PAYMENTS_SANDBOX_SETTLE_DELAY_SECONDS": "x"},
+	}
+	for want, override := range cases {
+		e := goodEnv()
+		for k, v := range override {
+			e[k] = v
+		}
+		_, err := loadConfig(envOf(e), true)
+		if err == nil {
+			t.Errorf("%s: accepted", want)
+			continue
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, want) || strings.Contains(msg, "\n") || strings.Contains(msg, "secretpw") {
+			t.Errorf("%s: message %q", want, msg)
+		}
+	}
+}
+
+func TestRunRefusesBadConfigurationWithoutPanic(t *testing.T) {
+	t.Parallel()
+	var out, errb bytes.Buffer
+	err := run(context.Background(), []string{"serve"}, envOf(map[string]string{}), &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), "PAYMENTS_ADMIN_TOKEN") {
+		t.Fatalf("serve without configuration: %v", err)
+	}
+	if err := run(context.Background(), []string{"frobnicate"}, envOf(nil), &out, &errb); err == nil {
+		t.Fatal("unknown command accepted")
+	}
+	if err := run(context.Background(), []string{"migrate", "sideways"}, envOf(goodEnv()), &out, &errb); err == nil {
+		t.Fatal("bad migrate command accepted")
+	}
+}
+
+func TestOpenAPICommand(t *testing.T) {
+	t.Parallel()
+	for _, v := range []string{"3.1", "3.0"} {
+		var out bytes.Buffer
+		if err := run(context.Background(), []string{"openapi", "--version", v}, envOf(nil), &out, &out); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out.String(), `"openapi": "`+v) && !strings.Contains(out.String(), `"openapi":"`+v) {
+			t.Fatalf("openapi %s: %.200s", v, out.String())
+		}
+	}
+}
