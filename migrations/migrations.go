@@ -140,7 +140,7 @@ func isConcurrencyError(err error) bool {
 		return false
 	}
 	switch pgErr.Code {
-	case "40001", "40P01", "23505", "42P07":
+	case "40001", "40P01", "23505", "42P07", "42710":
 		return true
 	}
 	return false

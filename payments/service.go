@@ -336,6 +336,11 @@ func (s *Service) finishOperation(ctx context.Context, sh *sharding.Shard, pay P
 
 // resultOf is the answer a finished operation gives its caller.
 func resultOf(p Payment, op Operation, callErr error) error {
+	if errcode.Is(callErr, processor.CodeUnexpectedState) {
+		// The processor holds a state our table allows leaving but it does
+		// not (a charge still processing cannot be canceled there).
+		return invalidState(p, string(op))
+	}
 	if callErr != nil {
 		return callErr
 	}
@@ -389,16 +394,17 @@ func (s *Service) call(ctx context.Context, p Payment) (processor.Charge, error)
 // would move p backwards (or nowhere) changes nothing but the processor
 // reference.
 func (s *Service) applyCharge(p *Payment, ch processor.Charge, now time.Time) ([]events.Event, []ledger.Transaction, error) {
+	to := Status(ch.Status)
+	if to != p.Status && !CanTransition(p.Status, to) {
+		// An older state (or its older reference) never replaces a newer one.
+		s.log.Info("processor update ignored: not a forward transition", "payment", p.PublicID(), "from", string(p.Status), "to", string(to))
+		return nil, nil, nil
+	}
 	if ch.Ref != "" {
 		ref := ch.Ref
 		p.ProcessorRef = &ref
 	}
-	to := Status(ch.Status)
 	if to == p.Status {
-		return nil, nil, nil
-	}
-	if !CanTransition(p.Status, to) {
-		s.log.Info("processor update ignored: not a forward transition", "payment", p.PublicID(), "from", string(p.Status), "to", string(to))
 		return nil, nil, nil
 	}
 	from := p.Status
@@ -629,7 +635,7 @@ func (s *Service) ApplyUpdate(ctx context.Context, u processor.Update) error {
 		if cur.Operation != OpNone {
 			return nil
 		}
-		if cur.ProcessorRef != nil && u.Ref != "" && *cur.ProcessorRef != u.Ref && *cur.ProcessorRef != u.Charge.Ref {
+		if cur.ProcessorRef == nil || (u.Ref != *cur.ProcessorRef && u.Charge.Ref != *cur.ProcessorRef) {
 			s.log.Info("processor update ignored: reference does not match", "payment", cur.PublicID())
 			return nil
 		}
@@ -669,9 +675,9 @@ func (s *Service) ApplyUpdate(ctx context.Context, u processor.Update) error {
 	return nil
 }
 
-// declineLike reports whether err is the answer of a payment that failed at
-// the processor: an outcome, not a malfunction.
+// declineLike reports whether err is a recorded answer (a decline, a
+// refusal by the processor or the state machine) rather than a malfunction.
 func declineLike(err error) bool {
 	e := errcode.As(err)
-	return e != nil && e.Payment != "" && (e.Kind == errcode.KindPaymentRequired || e.Kind == errcode.KindInvalid)
+	return e != nil && e.Kind != errcode.KindInternal && e.Kind != errcode.KindUnavailable
 }

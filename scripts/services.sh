@@ -110,7 +110,16 @@ pg_down() {
 }
 
 redis_down() {
-  redis-cli -h 127.0.0.1 -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true
+  # Stop only the Redis this data folder started, never another one that
+  # happens to listen on the port.
+  local pidfile="$dir/redis/redis.pid" pid
+  [[ -s "$pidfile" ]] || return 0
+  pid=$(cat "$pidfile")
+  if kill -0 "$pid" 2>/dev/null && grep -q redis-server "/proc/$pid/cmdline" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fi
+  rm -f "$pidfile"
 }
 
 mkdir -p "$dir"
@@ -121,7 +130,7 @@ case "$cmd" in
     # then finds the services running. The daemons must not inherit the lock
     # (9>&- on their command lines), or it would be held until they stop.
     exec 9>"$dir/.services.lock"
-    flock 9
+    flock -w 300 9 || die "another start holds $dir/.services.lock for 5 minutes; is a start stuck?"
     pg_up
     redis_up
     ;;
