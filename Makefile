@@ -18,6 +18,10 @@ run: ## Start PostgreSQL and Redis under ./.dev, migrate, and serve the API on P
 test: ## Start test PostgreSQL and Redis on their own ports, then run every test with the race detector
 	@scripts/test.sh
 
+.PHONY: bench
+bench: ## Run the Go benchmarks against the test services (results: docs/BENCHMARKS.md)
+	@scripts/test.sh bench
+
 .PHONY: build
 build: ## Build bin/payments
 	$(GO) build -o bin/payments ./cmd/payments

@@ -20,5 +20,10 @@ psql "$PAYMENTS_TEST_DATABASE_URL" -tAc \
   "SELECT datname FROM pg_database WHERE datname LIKE 'payments_test_%' OR datname LIKE 'payments_build_%'" |
   while read -r db; do [[ -n "$db" ]] && psql "$PAYMENTS_TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null; done
 
+if [[ "${1:-}" == bench ]]; then
+  # Benchmarks run without the race detector, which would distort them.
+  go test -run '^$' -bench . -benchtime "${BENCHTIME:-5s}" -timeout 20m ./...
+  exit 0
+fi
 go vet ./...
 go test -race -count=1 -timeout 12m ${GOTESTFLAGS:-} ./...

@@ -47,7 +47,7 @@ func TestMigrateAndTenantCreate(t *testing.T) {
 	}
 	var created struct {
 		Account struct{ ID, Name, Region string } `json:"account"`
-		APIKey  struct{ Secret string }            `json:"api_key"`
+		APIKey  struct{ Secret string }           `json:"api_key"`
 	}
 	if err := json.Unmarshal(out.Bytes(), &created); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, out.String())
