@@ -121,8 +121,12 @@ func (s *Service) refresh(ctx context.Context, sh *sharding.Shard, k objectKey) 
 	if err != nil || p.ProcessorRef == nil {
 		return err
 	}
+	proc, err := s.processorFor(ctx, p.TenantID)
+	if err != nil {
+		return err
+	}
 	cctx, cancel := context.WithTimeout(ctx, s.timeout)
-	ch, err := s.proc.Retrieve(cctx, *p.ProcessorRef)
+	ch, err := proc.Retrieve(cctx, *p.ProcessorRef)
 	cancel()
 	if err != nil {
 		return err

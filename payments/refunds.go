@@ -130,8 +130,12 @@ func (s *Service) finishRefund(ctx context.Context, sh *sharding.Shard, ref Refu
 		if pay.ProcessorRef == nil {
 			return ref, fmt.Errorf("payment %s has no processor reference", pay.PublicID())
 		}
+		proc, err := s.processorFor(ctx, ref.TenantID)
+		if err != nil {
+			return ref, err
+		}
 		cctx, cancel := context.WithTimeout(ctx, s.timeout)
-		res, callErr = s.proc.Refund(cctx, processor.RefundRequest{
+		res, callErr = proc.Refund(cctx, processor.RefundRequest{
 			Ref: *pay.ProcessorRef, RefundID: ref.PublicID(), Amount: ref.Amount, Currency: ref.Currency, IdempotencyKey: ref.processorKey(),
 		})
 		cancel()
@@ -141,9 +145,7 @@ func (s *Service) finishRefund(ctx context.Context, sh *sharding.Shard, ref Refu
 					s.log.Warn("release idempotency key", "error", err.Error())
 				}
 			}
-			e := errcode.New(errcode.KindUnavailable, CodeProcessorUnavailable, "the card processor did not answer; retry with the same Idempotency-Key")
-			e.Err = callErr
-			return ref, e
+			return ref, unavailable(nil, callErr)
 		}
 		if callErr != nil {
 			res = processor.Refund{Status: processor.RefundFailed, FailureReason: errcode.As(callErr).Message}
@@ -260,4 +262,44 @@ func (s *Service) ListRefunds(ctx context.Context, tenantID uuid.UUID, p RefundL
 		return nil, false, err
 	}
 	return listRefunds(ctx, sh.Pool, tenantID, p)
+}
+
+// ApplyRefundUpdate applies a refund's status change that the processor
+// reported on its own. It is idempotent, takes effect once per EventID, and
+// never moves a finished refund.
+func (s *Service) ApplyRefundUpdate(ctx context.Context, u processor.RefundUpdate) error {
+	tenantID, ok1 := ids.Parse(ids.PrefixTenant, u.TenantID)
+	id, ok2 := ids.Parse(ids.PrefixRefund, u.RefundID)
+	if !ok1 || !ok2 {
+		return errcode.Invalid(errcode.CodeParameterInvalid, "refund", "update names no known refund")
+	}
+	sh, err := s.shard(ctx, tenantID)
+	if err != nil {
+		return err
+	}
+	var outPay *Payment
+	err = sh.Tx.Run(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		outPay = nil
+		cur, err := getRefund(ctx, tx, tenantID, id)
+		if err != nil {
+			return err
+		}
+		if cur.Status != RefundPending {
+			return nil
+		}
+		pay, err := getPayment(ctx, tx, tenantID, cur.PaymentID)
+		if err != nil {
+			return err
+		}
+		if first, err := firstDelivery(ctx, tx, tenantID, pay.Processor, u.EventID); err != nil || !first {
+			return err
+		}
+		p, _, err := s.applyRefund(ctx, tx, &cur, u.Refund)
+		outPay = p
+		return err
+	})
+	if err == nil && outPay != nil {
+		s.cachePut(ctx, *outPay)
+	}
+	return err
 }

@@ -53,8 +53,11 @@ type Cache interface {
 
 // Options configures a Service.
 type Options struct {
-	Router           *sharding.Router
-	Processor        processor.Processor
+	Router *sharding.Router
+	// Processor serves every tenant unless Resolver is set.
+	Processor processor.Processor
+	// Resolver, when set, picks each tenant's processor.
+	Resolver         processor.Resolver
 	Cache            Cache
 	Now              func() time.Time
 	Logger           *slog.Logger
@@ -65,7 +68,7 @@ type Options struct {
 // Service implements the payment and refund use cases.
 type Service struct {
 	router  *sharding.Router
-	proc    processor.Processor
+	procs   processor.Resolver
 	cache   Cache
 	now     func() time.Time
 	log     *slog.Logger
@@ -83,7 +86,31 @@ func NewService(o Options) *Service {
 	if o.ProcessorTimeout <= 0 {
 		o.ProcessorTimeout = ProcessorTimeoutDefault
 	}
-	return &Service{router: o.Router, proc: o.Processor, cache: o.Cache, now: o.Now, log: o.Logger, timeout: o.ProcessorTimeout}
+	procs := o.Resolver
+	if procs == nil {
+		p := o.Processor
+		procs = func(context.Context, string) (processor.Processor, error) { return p, nil }
+	}
+	return &Service{router: o.Router, procs: procs, cache: o.Cache, now: o.Now, log: o.Logger, timeout: o.ProcessorTimeout}
+}
+
+// processorFor returns the tenant's processor.
+func (s *Service) processorFor(ctx context.Context, tenantID uuid.UUID) (processor.Processor, error) {
+	p, err := s.procs(ctx, ids.Format(ids.PrefixTenant, tenantID))
+	if err != nil {
+		return nil, fmt.Errorf("processor of tenant: %w", err)
+	}
+	return p, nil
+}
+
+// unavailable is the answer when the processor cannot be reached.
+func unavailable(p *Payment, cause error) *errcode.Error {
+	e := errcode.New(errcode.KindUnavailable, CodeProcessorUnavailable, "the card processor did not answer; retry with the same Idempotency-Key")
+	if p != nil {
+		e.Payment = p.PublicID()
+	}
+	e.Err = cause
+	return e
 }
 
 // CreateParams are the inputs of Create.
@@ -215,12 +242,25 @@ func (s *Service) Create(ctx context.Context, tenantID uuid.UUID, p CreateParams
 	if err != nil {
 		return Payment{}, err
 	}
+	proc, err := s.processorFor(ctx, tenantID)
+	if err != nil {
+		return Payment{}, err
+	}
+	if g, ok := proc.(processor.Gate); ok {
+		// An open circuit answers at once: nothing is recorded, no money
+		// moves, and the client retries after Retry-After.
+		if err := g.Ready(); err != nil {
+			e := unavailable(nil, err)
+			e.Message = "the card processor is unavailable; retry later"
+			return Payment{}, e
+		}
+	}
 	idem := idempotency.From(ctx)
 	now := s.now()
 	pay := Payment{
 		ID: ids.New(), TenantID: tenantID, Amount: p.Amount, Currency: p.Currency, Status: StatusPending,
 		CaptureMethod: p.CaptureMethod, PaymentMethod: p.PaymentMethod, Description: p.Description, Customer: p.Customer,
-		Metadata: p.Metadata, Location: loc, Processor: s.proc.Name(), Operation: OpAuthorize, OperationStartedAt: &now,
+		Metadata: p.Metadata, Location: loc, Processor: proc.Name(), Operation: OpAuthorize, OperationStartedAt: &now,
 		Version: 1, CreatedAt: now, UpdatedAt: now,
 	}
 	if pay.Metadata == nil {
@@ -281,10 +321,7 @@ func (s *Service) finishOperation(ctx context.Context, sh *sharding.Shard, pay P
 					s.log.Warn("release idempotency key", "error", err.Error())
 				}
 			}
-			e := errcode.New(errcode.KindUnavailable, CodeProcessorUnavailable, "the card processor did not answer; retry with the same Idempotency-Key")
-			e.Payment = pay.PublicID()
-			e.Err = callErr
-			return pay, e
+			return pay, unavailable(&pay, callErr)
 		}
 	}
 	var out Payment
@@ -365,6 +402,10 @@ func (s *Service) refuseOperation(p *Payment, callErr error, now time.Time) ([]e
 
 // call makes the processor call of the payment's started operation.
 func (s *Service) call(ctx context.Context, p Payment) (processor.Charge, error) {
+	proc, err := s.processorFor(ctx, p.TenantID)
+	if err != nil {
+		return processor.Charge{}, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	ref := ""
@@ -373,7 +414,7 @@ func (s *Service) call(ctx context.Context, p Payment) (processor.Charge, error)
 	}
 	switch p.Operation {
 	case OpAuthorize:
-		return s.proc.Authorize(ctx, processor.AuthorizeRequest{
+		return proc.Authorize(ctx, processor.AuthorizeRequest{
 			TenantID: ids.Format(ids.PrefixTenant, p.TenantID), PaymentID: p.PublicID(), Amount: p.Amount, Currency: p.Currency,
 			PaymentMethod: p.PaymentMethod, CaptureMethod: p.CaptureMethod, IdempotencyKey: p.processorKey(OpAuthorize), Metadata: p.Metadata,
 		})
@@ -382,9 +423,9 @@ func (s *Service) call(ctx context.Context, p Payment) (processor.Charge, error)
 		if p.OperationAmount != nil {
 			amount = *p.OperationAmount
 		}
-		return s.proc.Capture(ctx, processor.CaptureRequest{Ref: ref, PaymentID: p.PublicID(), Amount: amount, IdempotencyKey: p.processorKey(OpCapture)})
+		return proc.Capture(ctx, processor.CaptureRequest{Ref: ref, PaymentID: p.PublicID(), Amount: amount, IdempotencyKey: p.processorKey(OpCapture)})
 	case OpCancel:
-		return s.proc.Cancel(ctx, processor.CancelRequest{Ref: ref, PaymentID: p.PublicID(), IdempotencyKey: p.processorKey(OpCancel)})
+		return proc.Cancel(ctx, processor.CancelRequest{Ref: ref, PaymentID: p.PublicID(), IdempotencyKey: p.processorKey(OpCancel)})
 	}
 	return processor.Charge{}, fmt.Errorf("payment %s has no operation to call", p.PublicID())
 }
@@ -633,7 +674,13 @@ func (s *Service) ApplyUpdate(ctx context.Context, u processor.Update) error {
 		}
 		out = cur
 		if cur.Operation != OpNone {
+			// The running operation records the outcome itself; a
+			// notification is not marked as seen, so a redelivery after
+			// the operation finished is still applied (or found stale).
 			return nil
+		}
+		if first, err := firstDelivery(ctx, tx, tenantID, cur.Processor, u.EventID); err != nil || !first {
+			return err
 		}
 		if cur.ProcessorRef == nil || (u.Ref != *cur.ProcessorRef && u.Charge.Ref != *cur.ProcessorRef) {
 			s.log.Info("processor update ignored: reference does not match", "payment", cur.PublicID())

@@ -237,7 +237,33 @@ type Update struct {
 	TenantID  string
 	// Charge is the charge after the change; its Ref may differ from Ref.
 	Charge Charge
+	// EventID is the processor's ID of the notification that carried the
+	// update (a Stripe event ID), when there is one. An update with an
+	// EventID takes effect at most once, however often it arrives.
+	EventID string
 }
+
+// RefundUpdate is a refund's status change the processor reports on its own
+// (Stripe's charge.refund.updated).
+type RefundUpdate struct {
+	TenantID string
+	// RefundID is our refund's ID ("re_...").
+	RefundID string
+	Refund   Refund
+	// EventID is as in Update.
+	EventID string
+}
+
+// Gate is implemented by processors that can refuse a call at once, before
+// anything is sent, such as an adapter whose circuit breaker is open. Ready
+// returns nil when calls may go out, or an error wrapping ErrUnavailable.
+type Gate interface {
+	Ready() error
+}
+
+// Resolver picks the processor that serves a tenant: the platform's, or the
+// tenant's own account.
+type Resolver func(ctx context.Context, tenantID string) (Processor, error)
 
 // UpdateHandler applies an Update. It must be idempotent: processors deliver
 // at least once, and after a restart an Update may repeat what Retrieve
