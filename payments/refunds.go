@@ -49,9 +49,10 @@ func (s *Service) CreateRefund(ctx context.Context, tenantID uuid.UUID, p Create
 	}
 	idem := idempotency.From(ctx)
 	var ref Refund
+	var reserved *Payment
 	var resume *uuid.UUID
 	err = sh.Tx.Run(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		resume = nil
+		resume, reserved = nil, nil
 		if idem != nil {
 			r, err := idem.Claim(ctx, tx)
 			if err != nil {
@@ -93,6 +94,7 @@ func (s *Service) CreateRefund(ctx context.Context, tenantID uuid.UUID, p Create
 		if err := updatePayment(ctx, tx, &pay, now); err != nil {
 			return err
 		}
+		reserved = &pay
 		if err := insertRefund(ctx, tx, &ref); err != nil {
 			return err
 		}
@@ -106,6 +108,9 @@ func (s *Service) CreateRefund(ctx context.Context, tenantID uuid.UUID, p Create
 	})
 	if err != nil {
 		return Refund{}, err
+	}
+	if reserved != nil {
+		s.cachePut(ctx, *reserved)
 	}
 	if resume != nil {
 		if ref, err = getRefund(ctx, sh.Pool, tenantID, *resume); err != nil {

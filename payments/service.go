@@ -599,6 +599,9 @@ func (s *Service) startOperation(ctx context.Context, tenantID, id uuid.UUID, op
 		pay = cur
 		return nil
 	})
+	if err == nil {
+		s.cachePut(ctx, pay)
+	}
 	return sh, pay, idem, err
 }
 
