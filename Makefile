@@ -15,7 +15,7 @@ run: ## Start PostgreSQL and Redis under ./.dev, migrate, and serve the API on P
 	@scripts/run.sh
 
 .PHONY: test
-test: ## Start test PostgreSQL and Redis on their own ports, then run every test with the race detector
+test: ## Start test PostgreSQL, Redis and stripe-mock on their own ports, then run every test with the race detector
 	@scripts/test.sh
 
 .PHONY: bench

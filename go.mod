@@ -10,6 +10,8 @@ require (
 	github.com/mmcloughlin/geohash v0.10.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/redis/go-redis/v9 v9.23.0
+	github.com/sony/gobreaker/v2 v2.4.0
+	github.com/stripe/stripe-go/v76 v76.25.0
 )
 
 require (

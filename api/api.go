@@ -22,12 +22,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/payments-api/payments/accounts"
 	"github.com/payments-api/payments/errcode"
 	"github.com/payments-api/payments/ids"
 	"github.com/payments-api/payments/payments"
 	"github.com/payments-api/payments/processor/sandbox"
 	"github.com/payments-api/payments/sharding"
 	"github.com/payments-api/payments/tenancy"
+	"github.com/payments-api/payments/webhooks"
 )
 
 // Limits of the edge.
@@ -51,11 +53,19 @@ type Config struct {
 	Router      *sharding.Router
 	Redis       redis.UniversalClient
 	Payments    *payments.Service
+	Webhooks    *webhooks.Service
 	// Sandbox is the sandbox processor when it is the active processor,
 	// else nil; it enables the sandbox-only routes.
-	Sandbox    *sandbox.Sandbox
-	AdminToken string
-	Logger     *slog.Logger
+	Sandbox *sandbox.Sandbox
+	// StripeWebhookSecrets are the platform Stripe account's webhook
+	// signing secrets (STRIPE_WEBHOOK_SECRET); none refuses every event of
+	// /v1/stripe/webhooks.
+	StripeWebhookSecrets []string
+	// StripeAccounts stores tenants' own Stripe accounts; nil disables
+	// them.
+	StripeAccounts *accounts.Store
+	AdminToken     string
+	Logger         *slog.Logger
 	// Registry receives the edge's metrics and is served at /metrics.
 	Registry *prometheus.Registry
 }
@@ -86,6 +96,10 @@ func OpenAPIConfig() huma.Config {
 		schemeAdminToken: {
 			Type: "http", Scheme: "bearer",
 			Description: "The operator's admin token (PAYMENTS_ADMIN_TOKEN), for /v1/admin routes only.",
+		},
+		schemeStripeSignature: {
+			Type: "apiKey", In: "header", Name: "Stripe-Signature",
+			Description: "Stripe's HMAC-SHA256 signature of the raw body, for /v1/stripe/webhooks routes only; verified with the account's webhook signing secret.",
 		},
 	}
 	// No "$schema" member or Link header in answers: bodies are exactly the
@@ -125,6 +139,8 @@ func New(cfg Config) *Server {
 	registerEvents(api, s)
 	registerBalance(api, s)
 	registerSandbox(api, s)
+	registerStripe(api, s)
+	registerWebhookEndpoints(api, s)
 
 	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
 	metrics := newHTTPMetrics(cfg.Registry)

@@ -10,6 +10,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/payments-api/payments/errcode"
+	"github.com/payments-api/payments/processor"
 )
 
 // Problem is the error body of every failed request: RFC 9457 problem
@@ -179,7 +180,9 @@ func problemFrom(ctx context.Context, err error) *Problem {
 		noteError(ctx, err)
 	}
 	if status == http.StatusServiceUnavailable {
-		p.headers = http.Header{"Retry-After": []string{strconv.Itoa(1)}}
+		// An open circuit breaker says how long it stays open.
+		secs := max(ceilSeconds(processor.RetryAfterOf(err)), 1)
+		p.headers = http.Header{"Retry-After": []string{strconv.Itoa(secs)}}
 	}
 	return p
 }

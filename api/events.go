@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -12,30 +11,8 @@ import (
 	"github.com/payments-api/payments/ids"
 )
 
-// EventView is an event as the API answers it.
-type EventView struct {
-	ID       string        `json:"id" doc:"Unique identifier, prefixed evt_." example:"evt_06h17frpsdzff29kp8gyg5mc4w"`
-	Object   string        `json:"object" enum:"event" doc:"Always event."`
-	Type     string        `json:"type" doc:"What happened, such as payment.succeeded." example:"payment.succeeded"`
-	Sequence int           `json:"sequence" doc:"The object's version after the change. An update with a lower sequence than one already seen for the same object is older and can be dropped." example:"3"`
-	Created  int64         `json:"created" doc:"When the change happened, Unix seconds." example:"1764090000"`
-	Data     EventDataView `json:"data"`
-}
-
-// EventDataView holds the event's snapshot.
-type EventDataView struct {
-	Object json.RawMessage `json:"object" doc:"The payment or refund after the change, as the API answers it."`
-}
-
-func eventView(e events.Event) EventView {
-	return EventView{
-		ID: e.PublicID(), Object: "event", Type: string(e.Type), Sequence: e.ObjectVersion,
-		Created: e.CreatedAt.Unix(), Data: EventDataView{Object: e.Data},
-	}
-}
-
 type eventOutput struct {
-	Body EventView
+	Body events.EventView
 }
 
 type eventPath struct {
@@ -48,9 +25,9 @@ type listEventsInput struct {
 }
 
 type eventList struct {
-	Object  string      `json:"object" enum:"list"`
-	Data    []EventView `json:"data"`
-	HasMore bool        `json:"has_more"`
+	Object  string             `json:"object" enum:"list"`
+	Data    []events.EventView `json:"data"`
+	HasMore bool               `json:"has_more"`
 }
 
 type eventListOutput struct {
@@ -76,7 +53,7 @@ func registerEvents(api huma.API, s *Server) {
 		if err != nil {
 			return nil, err
 		}
-		return &eventOutput{Body: eventView(e)}, nil
+		return &eventOutput{Body: e.View()}, nil
 	}))
 
 	huma.Register(api, operation(huma.Operation{
@@ -92,11 +69,7 @@ func registerEvents(api huma.API, s *Server) {
 			return nil, err
 		}
 		if in.Type != "" {
-			known := false
-			for _, t := range events.Types {
-				known = known || string(t) == in.Type
-			}
-			if !known {
+			if !events.Known(events.Type(in.Type)) {
 				return nil, errcode.Invalid(errcode.CodeParameterInvalid, "type", "unknown event type %q", in.Type)
 			}
 		}
@@ -105,9 +78,9 @@ func registerEvents(api huma.API, s *Server) {
 		if err != nil {
 			return nil, err
 		}
-		out := &eventListOutput{Body: eventList{Object: "list", Data: []EventView{}, HasMore: more}}
+		out := &eventListOutput{Body: eventList{Object: "list", Data: []events.EventView{}, HasMore: more}}
 		for _, e := range es {
-			out.Body.Data = append(out.Body.Data, eventView(e))
+			out.Body.Data = append(out.Body.Data, e.View())
 		}
 		return out, nil
 	}))

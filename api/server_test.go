@@ -17,15 +17,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/payments-api/payments/accounts"
 	"github.com/payments-api/payments/api"
 	"github.com/payments-api/payments/dbtest"
 	"github.com/payments-api/payments/payments"
 	"github.com/payments-api/payments/processor"
 	"github.com/payments-api/payments/processor/sandbox"
 	"github.com/payments-api/payments/readcache"
+	"github.com/payments-api/payments/secretbox"
 	"github.com/payments-api/payments/sharding"
 	"github.com/payments-api/payments/tenancy"
 	"github.com/payments-api/payments/txn"
+	"github.com/payments-api/payments/webhooks"
 )
 
 const adminToken = "test-admin-token-0123456789abcdef0123456789"
@@ -68,6 +71,8 @@ type harness struct {
 	registry *prometheus.Registry
 	payments *payments.Service
 	cache    *readcache.Cache
+	accounts *accounts.Store
+	log      *slog.Logger
 }
 
 type harnessOptions struct {
@@ -77,6 +82,16 @@ type harnessOptions struct {
 	SandboxLatency time.Duration
 	// SettleDelay is how long pm_card_processing stays pending.
 	SettleDelay time.Duration
+	// WebhookAllowPrivate lets endpoints use http and loopback addresses.
+	WebhookAllowPrivate bool
+	// Stripe, when set, replaces the sandbox as the platform's processor,
+	// as STRIPE_SECRET_KEY does.
+	Stripe processor.Processor
+	// StripeWebhookSecrets are the platform account's signing secrets.
+	StripeWebhookSecrets []string
+	// NewTenantStripe builds the adapters of tenants' own Stripe accounts,
+	// which the harness stores under a test PAYMENTS_ENCRYPTION_KEY.
+	NewTenantStripe accounts.NewStripeFunc
 }
 
 // newHarness builds the server the way main does, on two fresh shard
@@ -109,6 +124,7 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	t.Cleanup(func() { _ = rdb.Close() })
 	h := &harness{t: t, shards: m, clock: newClock(), logs: &syncBuffer{}, registry: reg}
 	log := slog.New(slog.NewJSONHandler(h.logs, nil))
+	h.log = log
 	router := sharding.NewRouter(m)
 	svc := tenancy.NewService(router, tenancy.RateLimitDefaults{PerSecond: 1000, Burst: 1000}, h.clock.Now, log)
 	reg.MustRegister(sharding.NewPoolCollector(m))
@@ -125,10 +141,24 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sb.Close() })
-	h.payments = payments.NewService(payments.Options{Router: router, Processor: sb, Cache: h.cache, Logger: log})
+	box, err := secretbox.New(bytes.Repeat([]byte{7}, secretbox.KeyBytes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.accounts = accounts.NewStore(router, box, h.clock.Now)
+	var platform processor.Processor = sb
+	sandboxRoutes := sb
+	if o.Stripe != nil {
+		platform, sandboxRoutes = o.Stripe, nil
+	}
+	resolver := accounts.NewResolver(h.accounts, platform, o.NewTenantStripe)
+	h.payments = payments.NewService(payments.Options{Router: router, Resolver: resolver.Resolve, Cache: h.cache, Logger: log})
 	srv := api.New(api.Config{
 		Tenancy: svc, RateLimiter: tenancy.NewRateLimiter(rdb, prefix, reg, log), Router: router, Redis: rdb,
-		Payments: h.payments, Sandbox: sb,
+		Payments: h.payments, Sandbox: sandboxRoutes, StripeWebhookSecrets: o.StripeWebhookSecrets, StripeAccounts: h.accounts,
+		Webhooks: webhooks.NewService(webhooks.Options{
+			Router: router, Guard: &webhooks.Guard{AllowPrivateNetworks: o.WebhookAllowPrivate}, Logger: log,
+		}),
 		AdminToken: adminToken, Logger: log, Registry: reg,
 	})
 	t.Cleanup(func() {

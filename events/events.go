@@ -7,6 +7,7 @@
 package events
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -36,12 +37,27 @@ const (
 	RefundCreated          Type = "refund.created"
 	RefundSucceeded        Type = "refund.succeeded"
 	RefundFailed           Type = "refund.failed"
+	RefundCanceled         Type = "refund.canceled"
+	// WebhookEndpointDisabled records that an endpoint was disabled because
+	// its deliveries failed for the whole retry span.
+	WebhookEndpointDisabled Type = "webhook_endpoint.disabled"
 )
 
 // Types lists every event type, for validation and documentation.
 var Types = []Type{
 	PaymentCreated, PaymentRequiresAction, PaymentRequiresCapture, PaymentSucceeded, PaymentFailed,
-	PaymentCanceled, PaymentCaptured, RefundCreated, RefundSucceeded, RefundFailed,
+	PaymentCanceled, PaymentCaptured, RefundCreated, RefundSucceeded, RefundFailed, RefundCanceled,
+	WebhookEndpointDisabled,
+}
+
+// Known reports whether t is one of Types.
+func Known(t Type) bool {
+	for _, k := range Types {
+		if k == t {
+			return true
+		}
+	}
+	return false
 }
 
 // Event is one recorded change.
@@ -60,6 +76,44 @@ type Event struct {
 
 // PublicID is the event's API identifier ("evt_...").
 func (e Event) PublicID() string { return ids.Format(ids.PrefixEvent, e.ID) }
+
+// EventView is an event as the API answers it and as webhooks send it. It
+// is named EventView rather than View because the OpenAPI schema takes the Go
+// type's name, and "View" is already the payment's.
+type EventView struct {
+	ID       string        `json:"id" doc:"Unique identifier, prefixed evt_." example:"evt_06h17frpsdzff29kp8gyg5mc4w"`
+	Object   string        `json:"object" enum:"event" doc:"Always event."`
+	Type     string        `json:"type" doc:"What happened, such as payment.succeeded." example:"payment.succeeded"`
+	Sequence int           `json:"sequence" doc:"The object's version after the change. An update with a lower sequence than one already seen for the same object is older and can be dropped." example:"3"`
+	Created  int64         `json:"created" doc:"When the change happened, Unix seconds." example:"1764090000"`
+	Data     EventDataView `json:"data"`
+}
+
+// EventDataView holds the event's snapshot.
+type EventDataView struct {
+	Object json.RawMessage `json:"object" doc:"The object after the change (a payment, a refund or a webhook endpoint), as the API answers it."`
+}
+
+// View returns the event's public shape.
+func (e Event) View() EventView {
+	return EventView{
+		ID: e.PublicID(), Object: "event", Type: string(e.Type), Sequence: e.ObjectVersion,
+		Created: e.CreatedAt.Unix(), Data: EventDataView{Object: e.Data},
+	}
+}
+
+// Render encodes the event exactly as the API answers GET /v1/events/{id}
+// (the HTTP edge's encoder: no HTML escaping, a trailing newline), so the
+// body a webhook signs is byte for byte the body a merchant can fetch.
+func Render(e Event) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(e.View()); err != nil {
+		return nil, fmt.Errorf("render event: %w", err)
+	}
+	return buf.Bytes(), nil
+}
 
 // Querier is what reads need: a pool or a transaction.
 type Querier interface {
@@ -109,6 +163,21 @@ func Get(ctx context.Context, q Querier, tenantID, id uuid.UUID) (Event, error) 
 		return Event{}, fmt.Errorf("read event: %w", err)
 	}
 	return e, nil
+}
+
+// GetMany reads the events with the given IDs of the given tenants (one
+// statement, for the webhook worker); missing events are absent from the
+// answer.
+func GetMany(ctx context.Context, q Querier, tenantIDs, ids []uuid.UUID) ([]Event, error) {
+	rows, err := q.Query(ctx, selectEvent+` WHERE tenant_id = ANY($1::UUID[]) AND id = ANY($2::UUID[])`, tenantIDs, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Event, error) { return scan(r) })
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	return out, nil
 }
 
 // ListParams selects events.

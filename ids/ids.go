@@ -20,6 +20,7 @@ const (
 	PrefixRefund    = "re_"
 	PrefixEvent     = "evt_"
 	PrefixWebhook   = "we_"
+	PrefixDelivery  = "whd_"
 	PrefixBalanceTx = "txn_"
 	PrefixLedgerTx  = "ltx_"
 )

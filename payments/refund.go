@@ -23,6 +23,9 @@ const (
 	RefundPending   RefundStatus = "pending"
 	RefundSucceeded RefundStatus = "succeeded"
 	RefundFailed    RefundStatus = "failed"
+	// RefundCanceled: the processor canceled the refund before making it;
+	// the amount is refundable again.
+	RefundCanceled RefundStatus = "canceled"
 )
 
 // Refund reasons a merchant may give.
@@ -56,7 +59,7 @@ type RefundView struct {
 	Payment       string  `json:"payment" doc:"The refunded payment." example:"pay_06h17frpsdzff29kp8gyg5mc4w"`
 	Amount        int64   `json:"amount" doc:"Amount refunded, in the currency's minor unit." example:"500"`
 	Currency      string  `json:"currency" doc:"The payment's currency." example:"usd"`
-	Status        string  `json:"status" enum:"pending,succeeded,failed" doc:"The refund's state." example:"succeeded"`
+	Status        string  `json:"status" enum:"pending,succeeded,failed,canceled" doc:"The refund's state. failed and canceled return the amount to what may be refunded." example:"succeeded"`
 	Reason        *string `json:"reason" enum:"duplicate,fraudulent,requested_by_customer" doc:"Why the merchant refunded."`
 	FailureReason *string `json:"failure_reason" doc:"Why the refund failed."`
 	Version       int     `json:"version" doc:"Increases with every change." example:"2"`

@@ -140,9 +140,17 @@ func (s *Service) finishRefund(ctx context.Context, sh *sharding.Shard, ref Refu
 			return ref, err
 		}
 		cctx, cancel := context.WithTimeout(ctx, s.timeout)
-		res, callErr = proc.Refund(cctx, processor.RefundRequest{
-			Ref: *pay.ProcessorRef, RefundID: ref.PublicID(), Amount: ref.Amount, Currency: ref.Currency, IdempotencyKey: ref.processorKey(),
-		})
+		if rr, ok := proc.(processor.RefundRetriever); ok && ref.ProcessorRef != nil {
+			// The processor answered before and the refund is still
+			// pending there: repeating the creation would replay that
+			// first answer, so ask for the refund's state.
+			res, callErr = rr.RetrieveRefund(cctx, *ref.ProcessorRef)
+		} else {
+			res, callErr = proc.Refund(cctx, processor.RefundRequest{
+				Ref: *pay.ProcessorRef, TenantID: ids.Format(ids.PrefixTenant, ref.TenantID), PaymentID: pay.PublicID(),
+				RefundID: ref.PublicID(), Amount: ref.Amount, Currency: ref.Currency, IdempotencyKey: ref.processorKey(),
+			})
+		}
 		cancel()
 		if callErr != nil && errcode.As(callErr) == nil {
 			if idem != nil {
@@ -170,8 +178,11 @@ func (s *Service) finishRefund(ctx context.Context, sh *sharding.Shard, ref Refu
 			if err != nil {
 				return err
 			}
+			// cur carries what applyRefund wrote, such as the
+			// processor's reference of a refund still pending there.
+			out = cur
 			if changed {
-				out, outPay = cur, p
+				outPay = p
 			}
 		}
 		if idem != nil && idem.Claimed() {
@@ -223,13 +234,16 @@ func (s *Service) applyRefund(ctx context.Context, tx pgx.Tx, r *Refund, res pro
 			return nil, false, err
 		}
 		evType = events.RefundSucceeded
-	case RefundFailed:
-		r.Status = RefundFailed
+	case RefundFailed, RefundCanceled:
+		r.Status = to
 		if res.FailureReason != "" {
 			fr := res.FailureReason
 			r.FailureReason = &fr
 		}
 		evType = events.RefundFailed
+		if to == RefundCanceled {
+			evType = events.RefundCanceled
+		}
 	default:
 		return nil, false, fmt.Errorf("unknown refund status %q", res.Status)
 	}

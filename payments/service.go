@@ -41,6 +41,9 @@ const (
 	CodeAmountExceedsCapturable = processor.CodeAmountExceedsCapturable
 	CodeProcessorUnavailable    = "processor_unavailable"
 	CodeOperationInProgress     = "payment_operation_in_progress"
+	// CodeUpdateDeferred answers a processor notification that arrived
+	// while an operation on its payment was in flight.
+	CodeUpdateDeferred = "processor_update_deferred"
 )
 
 // Cache is the read cache of payments. It is never the source of truth:
@@ -654,9 +657,13 @@ func (s *Service) Cancel(ctx context.Context, tenantID, id uuid.UUID) (Payment, 
 }
 
 // ApplyUpdate applies a status change the processor reported on its own
-// (a settled charge, a completed 3-D Secure; later Stripe's webhooks). It
-// is idempotent and never moves a payment backwards. An update for a
-// payment with an operation in flight is left to that operation.
+// (a settled charge, a completed 3-D Secure, Stripe's webhooks). It is
+// idempotent, takes effect once per EventID, and never moves a payment
+// backwards. An update for a payment with an operation in flight is left
+// to that operation; if it carries an EventID (a notification the
+// processor delivers again until it is accepted), ApplyUpdate answers
+// processor_update_deferred (KindUnavailable) so that the redelivery is
+// applied, or found stale, after the operation finished.
 func (s *Service) ApplyUpdate(ctx context.Context, u processor.Update) error {
 	tenantID, ok1 := ids.Parse(ids.PrefixTenant, u.TenantID)
 	id, ok2 := ids.Parse(ids.PrefixPayment, u.PaymentID)
@@ -668,9 +675,9 @@ func (s *Service) ApplyUpdate(ctx context.Context, u processor.Update) error {
 		return err
 	}
 	var out Payment
-	var changed bool
+	var changed, deferred bool
 	err = sh.Tx.Run(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		changed = false
+		changed, deferred = false, false
 		cur, err := getPayment(ctx, tx, tenantID, id)
 		if err != nil {
 			return err
@@ -680,6 +687,7 @@ func (s *Service) ApplyUpdate(ctx context.Context, u processor.Update) error {
 			// The running operation records the outcome itself; a
 			// notification is not marked as seen, so a redelivery after
 			// the operation finished is still applied (or found stale).
+			deferred = u.EventID != ""
 			return nil
 		}
 		if first, err := firstDelivery(ctx, tx, tenantID, cur.Processor, u.EventID); err != nil || !first {
@@ -721,6 +729,11 @@ func (s *Service) ApplyUpdate(ctx context.Context, u processor.Update) error {
 	}
 	if changed {
 		s.cachePut(ctx, out)
+	}
+	if deferred {
+		e := errcode.New(errcode.KindUnavailable, CodeUpdateDeferred, "an operation on this payment is in progress; deliver the notification again later")
+		e.Payment = out.PublicID()
+		return e
 	}
 	return nil
 }

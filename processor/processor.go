@@ -1,7 +1,7 @@
 // Package processor defines the card processor port: the interface the
 // payments core calls to move money on cards, and the types that cross it.
 // Adapters implement it: processor/sandbox, a deterministic in-process
-// simulator, and later a Stripe adapter. Neither this package nor its
+// simulator, and processor/stripe, on Stripe's API. Neither this package nor its
 // adapters ever see card numbers; payment methods are processor tokens.
 //
 // Outcomes and errors are kept apart. A card decline is a normal outcome: a
@@ -15,6 +15,7 @@ package processor
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // ErrUnavailable reports that the processor could not be reached or that a
@@ -165,8 +166,12 @@ type CancelRequest struct {
 // RefundRequest returns captured money to the customer.
 type RefundRequest struct {
 	// Ref is the refunded charge's Ref.
-	Ref      string
-	RefundID string
+	Ref string
+	// TenantID, PaymentID and RefundID are our IDs; processors that send
+	// notifications (Stripe) attach them so a notification names its refund.
+	TenantID  string
+	PaymentID string
+	RefundID  string
 	// Amount is in minor units of Currency.
 	Amount         int64
 	Currency       string
@@ -211,6 +216,9 @@ const (
 	RefundSucceeded RefundStatus = "succeeded"
 	// RefundFailed: the refund could not be made; see FailureReason.
 	RefundFailed RefundStatus = "failed"
+	// RefundCanceled: the refund was canceled before it was made (Stripe
+	// allows it for refunds that wait for customer action).
+	RefundCanceled RefundStatus = "canceled"
 )
 
 // Refund is the processor's view of a refund.
@@ -226,8 +234,8 @@ type Refund struct {
 
 // Update is a status change the processor reports on its own, outside any
 // call of the caller: an asynchronous payment settling, a customer completing
-// 3-D Secure. The sandbox delivers Updates through an UpdateHandler; the
-// Stripe adapter will feed its webhooks through the same path.
+// 3-D Secure. The sandbox delivers Updates through an UpdateHandler; Stripe's
+// webhooks arrive as Updates decoded by processor/stripe.ParseWebhook.
 type Update struct {
 	// Ref is the reference the payment knows the charge by: the Ref of the
 	// last Charge returned to the caller before this change. The handler
@@ -259,6 +267,32 @@ type RefundUpdate struct {
 // returns nil when calls may go out, or an error wrapping ErrUnavailable.
 type Gate interface {
 	Ready() error
+}
+
+// RetryAfter is implemented by errors wrapping ErrUnavailable that know
+// how long the processor will keep refusing calls, such as the error of an
+// open circuit breaker; the HTTP edge turns it into Retry-After.
+type RetryAfter interface {
+	RetryAfter() time.Duration
+}
+
+// RetryAfterOf returns the delay that an error in err's chain announces, or
+// 0 when none does.
+func RetryAfterOf(err error) time.Duration {
+	var ra RetryAfter
+	if errors.As(err, &ra) {
+		return ra.RetryAfter()
+	}
+	return 0
+}
+
+// RefundRetriever is implemented by processors whose refunds can finish
+// later (Stripe's pending refunds). The reconciler then asks for the
+// refund's state instead of repeating its creation, whose idempotent
+// replay would report the first answer again. Codes:
+// errcode.CodeResourceMissing.
+type RefundRetriever interface {
+	RetrieveRefund(ctx context.Context, ref string) (Refund, error)
 }
 
 // Resolver picks the processor that serves a tenant: the platform's, or the

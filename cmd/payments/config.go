@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/payments-api/payments/sharding"
+	"github.com/payments-api/payments/webhooks"
 )
 
 // config is everything the process reads from its environment, parsed and
@@ -33,6 +34,18 @@ type config struct {
 	ReconcileInterval  time.Duration
 	ReconcileAge       time.Duration
 	ProcessorTimeout   time.Duration
+	Webhooks           webhookConfig
+	Stripe             stripeConfig
+}
+
+// webhookConfig configures the webhook worker.
+type webhookConfig struct {
+	AllowPrivateNetworks bool
+	Concurrency          int
+	Timeout              time.Duration
+	Lease                time.Duration
+	PollInterval         time.Duration
+	Schedule             webhooks.Schedule
 }
 
 // AdminTokenLengthMin keeps the admin token out of guessing range.
@@ -127,6 +140,13 @@ func loadConfig(getenv func(string) string, needAdmin bool) (config, error) {
 		return c, fmt.Errorf("PAYMENTS_RECONCILE_AGE_SECONDS (%s) must exceed PAYMENTS_PROCESSOR_TIMEOUT_SECONDS (%s), or the reconciler races running requests", c.ReconcileAge, c.ProcessorTimeout)
 	}
 
+	if c.Webhooks, err = loadWebhookConfig(e); err != nil {
+		return c, err
+	}
+	if c.Stripe, err = loadStripeConfig(e, c.ProcessorTimeout); err != nil {
+		return c, err
+	}
+
 	dsn := e.or("DATABASE_URL", "")
 	if dsn == "" {
 		return c, errors.New("DATABASE_URL is not set: point it at PostgreSQL or CockroachDB, such as postgres://user@127.0.0.1:5432/payments")
@@ -143,6 +163,63 @@ func loadConfig(getenv func(string) string, needAdmin bool) (config, error) {
 		return c, err
 	}
 	return c, nil
+}
+
+func boolFrom(e env, key string, def bool) (bool, error) {
+	switch s := strings.ToLower(e.or(key, "")); s {
+	case "":
+		return def, nil
+	case "true", "1", "yes":
+		return true, nil
+	case "false", "0", "no":
+		return false, nil
+	default:
+		return false, fmt.Errorf("%s=%q: want true or false", key, s)
+	}
+}
+
+func loadWebhookConfig(e env) (webhookConfig, error) {
+	var w webhookConfig
+	var err error
+	if w.AllowPrivateNetworks, err = boolFrom(e, "PAYMENTS_WEBHOOK_ALLOW_PRIVATE_NETWORKS", false); err != nil {
+		return w, err
+	}
+	if w.Concurrency, err = intFrom(e, "PAYMENTS_WEBHOOK_CONCURRENCY", webhooks.ConcurrencyDefault, 1, webhooks.ConcurrencyMax); err != nil {
+		return w, err
+	}
+	secs, err := intFrom(e, "PAYMENTS_WEBHOOK_TIMEOUT_SECONDS", int(webhooks.TimeoutMax/time.Second), 1, int(webhooks.TimeoutMax/time.Second))
+	if err != nil {
+		return w, err
+	}
+	w.Timeout = time.Duration(secs) * time.Second
+	if secs, err = intFrom(e, "PAYMENTS_WEBHOOK_LEASE_SECONDS", int(webhooks.LeaseDefault/time.Second), 2, 3600); err != nil {
+		return w, err
+	}
+	w.Lease = time.Duration(secs) * time.Second
+	if w.Lease <= w.Timeout {
+		return w, fmt.Errorf("PAYMENTS_WEBHOOK_LEASE_SECONDS (%s) must exceed PAYMENTS_WEBHOOK_TIMEOUT_SECONDS (%s), or running deliveries are taken over", w.Lease, w.Timeout)
+	}
+	ms, err := intFrom(e, "PAYMENTS_WEBHOOK_POLL_INTERVAL_MS", int(webhooks.PollIntervalDefault/time.Millisecond), 10, 60_000)
+	if err != nil {
+		return w, err
+	}
+	w.PollInterval = time.Duration(ms) * time.Millisecond
+	w.Schedule = webhooks.DefaultSchedule()
+	if w.Schedule.AttemptsMax, err = intFrom(e, "PAYMENTS_WEBHOOK_ATTEMPTS_MAX", webhooks.AttemptsMaxDefault, 1, webhooks.AttemptsMaxLimit); err != nil {
+		return w, err
+	}
+	if ms, err = intFrom(e, "PAYMENTS_WEBHOOK_RETRY_BASE_MS", int(webhooks.DelayBaseDefault/time.Millisecond), 1, 3_600_000); err != nil {
+		return w, err
+	}
+	w.Schedule.DelayBase = time.Duration(ms) * time.Millisecond
+	if secs, err = intFrom(e, "PAYMENTS_WEBHOOK_RETRY_SPAN_SECONDS", int(webhooks.SpanDefault/time.Second), 1, 30*86400); err != nil {
+		return w, err
+	}
+	w.Schedule.Span = time.Duration(secs) * time.Second
+	if err := w.Schedule.Validate(); err != nil {
+		return w, fmt.Errorf("PAYMENTS_WEBHOOK_RETRY_BASE_MS and PAYMENTS_WEBHOOK_RETRY_SPAN_SECONDS: %v", err)
+	}
+	return w, nil
 }
 
 var shardEntry = regexp.MustCompile(`^([^:=\s]+):([^:=\s]+)=(\S+)$`)

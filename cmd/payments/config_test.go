@@ -5,6 +5,9 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/payments-api/payments/webhooks"
 )
 
 func envOf(kv map[string]string) func(string) string {
@@ -29,6 +32,25 @@ func TestLoadConfigDefaults(t *testing.T) {
 	}
 }
 
+func TestLoadConfigWebhookDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := loadConfig(envOf(goodEnv()), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := c.Webhooks
+	if w.AllowPrivateNetworks || w.Timeout != webhooks.TimeoutMax || w.Lease != webhooks.LeaseDefault || w.Schedule != webhooks.DefaultSchedule() {
+		t.Fatalf("webhook defaults %+v", w)
+	}
+	e := goodEnv()
+	e["PAYMENTS_WEBHOOK_ALLOW_PRIVATE_NETWORKS"] = "true"
+	e["PAYMENTS_WEBHOOK_RETRY_BASE_MS"] = "10"
+	e["PAYMENTS_WEBHOOK_RETRY_SPAN_SECONDS"] = "5"
+	if c, err = loadConfig(envOf(e), true); err != nil || !c.Webhooks.AllowPrivateNetworks || c.Webhooks.Schedule.DelayBase != 10*time.Millisecond {
+		t.Fatalf("webhook settings %+v (%v)", c.Webhooks, err)
+	}
+}
+
 func TestLoadConfigShards(t *testing.T) {
 	t.Parallel()
 	e := goodEnv()
@@ -47,19 +69,28 @@ func TestLoadConfigShards(t *testing.T) {
 func TestBadConfigurationIsOneClearLine(t *testing.T) {
 	t.Parallel()
 	cases := map[string]map[string]string{
-		"PAYMENTS_ADMIN_TOKEN":                  {"PAYMENTS_ADMIN_TOKEN": "short"},
-		"DATABASE_URL":                          {"DATABASE_URL": ""},
-		"PAYMENTS_HTTP_ADDR":                    {"PAYMENTS_HTTP_ADDR": "8080"},
-		"REDIS_URL":                             {"REDIS_URL": "http://nope"},
-		"PAYMENTS_SHARDS":                       {"PAYMENTS_SHARDS": "eu1=postgres://x:secretpw@h/p"},
-		"shard name":                            {"PAYMENTS_SHARDS": "EU!:eu=postgres://h/p"},
-		"declared twice":                        {"PAYMENTS_SHARDS": "s0:local=postgres://h/p"},
-		"PAYMENTS_RATE_LIMIT_PER_SECOND":        {"PAYMENTS_RATE_LIMIT_PER_SECOND": "lots"},
-		"PAYMENTS_DB_CONNS_MAX":                 {"PAYMENTS_DB_CONNS_MAX": "0"},
-		"PAYMENTS_LOG_LEVEL":                    {"PAYMENTS_LOG_LEVEL": "loud"},
-		"PAYMENTS_SANDBOX_LATENCY_MS":           {"PAYMENTS_SANDBOX_LATENCY_MS": "-1"},
-		"PAYMENTS_RECONCILE_AGE_SECONDS":        {"PAYMENTS_RECONCILE_AGE_SECONDS": "5"},
-		"PAYMENTS_SANDBOX_SETTLE_DELAY_SECONDS": {"PAYMENTS_SANDBOX_SETTLE_DELAY_SECONDS": "x"},
+		"PAYMENTS_ADMIN_TOKEN":                    {"PAYMENTS_ADMIN_TOKEN": "short"},
+		"DATABASE_URL":                            {"DATABASE_URL": ""},
+		"PAYMENTS_HTTP_ADDR":                      {"PAYMENTS_HTTP_ADDR": "8080"},
+		"REDIS_URL":                               {"REDIS_URL": "http://nope"},
+		"PAYMENTS_SHARDS":                         {"PAYMENTS_SHARDS": "eu1=postgres://x:secretpw@h/p"},
+		"shard name":                              {"PAYMENTS_SHARDS": "EU!:eu=postgres://h/p"},
+		"declared twice":                          {"PAYMENTS_SHARDS": "s0:local=postgres://h/p"},
+		"PAYMENTS_RATE_LIMIT_PER_SECOND":          {"PAYMENTS_RATE_LIMIT_PER_SECOND": "lots"},
+		"PAYMENTS_DB_CONNS_MAX":                   {"PAYMENTS_DB_CONNS_MAX": "0"},
+		"PAYMENTS_LOG_LEVEL":                      {"PAYMENTS_LOG_LEVEL": "loud"},
+		"PAYMENTS_SANDBOX_LATENCY_MS":             {"PAYMENTS_SANDBOX_LATENCY_MS": "-1"},
+		"PAYMENTS_RECONCILE_AGE_SECONDS":          {"PAYMENTS_RECONCILE_AGE_SECONDS": "5"},
+		"PAYMENTS_SANDBOX_SETTLE_DELAY_SECONDS":   {"PAYMENTS_SANDBOX_SETTLE_DELAY_SECONDS": "x"},
+		"PAYMENTS_WEBHOOK_ALLOW_PRIVATE_NETWORKS": {"PAYMENTS_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "maybe"},
+		"PAYMENTS_WEBHOOK_CONCURRENCY":            {"PAYMENTS_WEBHOOK_CONCURRENCY": "0"},
+		"PAYMENTS_WEBHOOK_TIMEOUT_SECONDS":        {"PAYMENTS_WEBHOOK_TIMEOUT_SECONDS": "30"},
+		"PAYMENTS_WEBHOOK_LEASE_SECONDS":          {"PAYMENTS_WEBHOOK_LEASE_SECONDS": "10"},
+		"PAYMENTS_WEBHOOK_POLL_INTERVAL_MS":       {"PAYMENTS_WEBHOOK_POLL_INTERVAL_MS": "1"},
+		"PAYMENTS_WEBHOOK_ATTEMPTS_MAX":           {"PAYMENTS_WEBHOOK_ATTEMPTS_MAX": "0"},
+		"PAYMENTS_WEBHOOK_RETRY_BASE_MS":          {"PAYMENTS_WEBHOOK_RETRY_BASE_MS": "x"},
+		"PAYMENTS_WEBHOOK_RETRY_SPAN_SECONDS":     {"PAYMENTS_WEBHOOK_RETRY_SPAN_SECONDS": "0"},
+		"PAYMENTS_WEBHOOK_RETRY_SPAN_SECONDS ":    {"PAYMENTS_WEBHOOK_RETRY_BASE_MS": "120000", "PAYMENTS_WEBHOOK_RETRY_SPAN_SECONDS": "60"},
 	}
 	for want, override := range cases {
 		e := goodEnv()
@@ -72,7 +103,7 @@ func TestBadConfigurationIsOneClearLine(t *testing.T) {
 			continue
 		}
 		msg := err.Error()
-		if !strings.Contains(msg, want) || strings.Contains(msg, "\n") || strings.Contains(msg, "secretpw") {
+		if !strings.Contains(msg, strings.TrimSpace(want)) || strings.Contains(msg, "\n") || strings.Contains(msg, "secretpw") {
 			t.Errorf("%s: message %q", want, msg)
 		}
 	}
@@ -84,6 +115,9 @@ func TestRunRefusesBadConfigurationWithoutPanic(t *testing.T) {
 	err := run(context.Background(), []string{"serve"}, envOf(map[string]string{}), &out, &errb)
 	if err == nil || !strings.Contains(err.Error(), "PAYMENTS_ADMIN_TOKEN") {
 		t.Fatalf("serve without configuration: %v", err)
+	}
+	if err := run(context.Background(), []string{"worker"}, envOf(map[string]string{}), &out, &errb); err == nil || !strings.Contains(err.Error(), "DATABASE_URL") {
+		t.Fatalf("worker without configuration: %v", err)
 	}
 	if err := run(context.Background(), []string{"frobnicate"}, envOf(nil), &out, &errb); err == nil {
 		t.Fatal("unknown command accepted")

@@ -3,9 +3,11 @@
 // API description.
 //
 //	payments serve                 run the API (and workers) until SIGINT/SIGTERM
+//	payments worker                run only the background workers until SIGINT/SIGTERM
 //	payments migrate up|status     apply or show migrations on every shard
 //	payments tenant create --name NAME --region REGION
 //	payments openapi [--version 3.1|3.0]
+//	payments reconcile --tenant TENANT --since DATE [--repair]
 //
 // Configuration comes from the environment; see the README's table.
 package main
@@ -39,6 +41,7 @@ import (
 	"github.com/payments-api/payments/sharding"
 	"github.com/payments-api/payments/tenancy"
 	"github.com/payments-api/payments/txn"
+	"github.com/payments-api/payments/webhooks"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -47,11 +50,13 @@ var version = "0.1.0-dev"
 const usage = `usage: payments <command> [flags]
 
 commands:
-  serve                                   run the API until SIGINT or SIGTERM
+  serve                                   run the API and the background workers until SIGINT or SIGTERM
+  worker                                  run only the background workers (webhooks, reconciler, ...)
   migrate up                              apply pending migrations to every shard
   migrate status                          show migrations of every shard
   tenant create --name NAME --region R    create a tenant and print its first secret key
   openapi [--version 3.1|3.0]             print the OpenAPI document
+  reconcile --tenant T --since DATE       compare a tenant's payments and refunds with its processor ([--repair] [--limit N])
 `
 
 func main() {
@@ -69,6 +74,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch args[0] {
 	case "serve":
 		return serve(ctx, getenv, stderr)
+	case "worker":
+		return worker(ctx, getenv, stderr)
 	case "migrate":
 		if len(args) < 2 || (args[1] != "up" && args[1] != "status") {
 			return errors.New("usage: payments migrate up|status")
@@ -79,6 +86,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return errors.New("usage: payments tenant create --name NAME --region REGION")
 		}
 		return tenantCreate(ctx, args[2:], getenv, stdout)
+	case "reconcile":
+		return reconcileCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "openapi":
 		return openapi(args[1:], stdout)
 	case "help", "-h", "--help":
@@ -245,48 +254,132 @@ func newRedis(c config) (*redis.Client, error) {
 	return redis.NewClient(opts), nil
 }
 
+// core is what serve and worker share: shards, Redis, the read cache, the
+// processor and the use cases.
+type core struct {
+	shards   *sharding.Map
+	router   *sharding.Router
+	rdb      *redis.Client
+	cache    *readcache.Cache
+	sandbox  *sandbox.Sandbox
+	procs    *processors
+	payments *payments.Service
+	webhooks *webhooks.Service
+	guard    *webhooks.Guard
+}
+
+// openCore connects to every shard (refusing to start with pending
+// migrations) and to Redis, and builds the use cases. close releases them.
+func openCore(ctx context.Context, c config, reg *prometheus.Registry, log *slog.Logger) (_ *core, closeAll func(), err error) {
+	var closers []func()
+	closeAll = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			closeAll()
+		}
+	}()
+	m, err := openShards(ctx, c, reg)
+	if err != nil {
+		return nil, nil, err
+	}
+	closers = append(closers, m.Close)
+	if pending, err := pendingMigrations(ctx, m); err != nil {
+		return nil, nil, err
+	} else if len(pending) > 0 {
+		return nil, nil, fmt.Errorf("%d migration(s) pending (%s): run `payments migrate up`", len(pending), strings.Join(pending, ", "))
+	}
+	reg.MustRegister(sharding.NewPoolCollector(m))
+	rdb, err := newRedis(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	closers = append(closers, func() { _ = rdb.Close() })
+	k := &core{shards: m, router: sharding.NewRouter(m), rdb: rdb}
+	k.cache = readcache.New(rdb, c.RedisPrefix, reg, log)
+	k.procs, err = newProcessors(c, k.router, reg, log, func(ctx context.Context, u processor.Update) error { return k.payments.ApplyUpdate(ctx, u) })
+	if err != nil {
+		return nil, nil, err
+	}
+	closers = append(closers, k.procs.close)
+	k.sandbox = k.procs.sandbox
+	k.payments = payments.NewService(payments.Options{
+		Router: k.router, Resolver: k.procs.resolver.Resolve, Cache: k.cache, Logger: log, ProcessorTimeout: c.ProcessorTimeout,
+	})
+	k.guard = &webhooks.Guard{AllowPrivateNetworks: c.Webhooks.AllowPrivateNetworks}
+	k.webhooks = webhooks.NewService(webhooks.Options{Router: k.router, Guard: k.guard, Logger: log})
+	if c.Webhooks.AllowPrivateNetworks {
+		log.Warn("PAYMENTS_WEBHOOK_ALLOW_PRIVATE_NETWORKS is on: webhook endpoints may use http and private addresses; use this for local development only")
+	}
+	return k, closeAll, nil
+}
+
+// newWebhookWorker builds the webhook worker from the configuration.
+func newWebhookWorker(c config, k *core, reg prometheus.Registerer, log *slog.Logger) (*webhooks.Worker, error) {
+	return webhooks.NewWorker(webhooks.WorkerOptions{
+		Shards: k.shards, Guard: k.guard, Schedule: c.Webhooks.Schedule, Timeout: c.Webhooks.Timeout,
+		Lease: c.Webhooks.Lease, Concurrency: c.Webhooks.Concurrency, PollInterval: c.Webhooks.PollInterval,
+		Metrics: webhooks.NewMetrics(reg), Logger: log,
+	})
+}
+
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// worker runs the background work without the API, so it can be scaled
+// apart from the HTTP edge; several may run at once.
+func worker(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
+	c, err := loadConfig(getenv, false)
+	if err != nil {
+		return err
+	}
+	log := newLogger(c.LogLevel, stderr)
+	reg := newRegistry()
+	k, closeAll, err := openCore(ctx, c, reg, log)
+	if err != nil {
+		return err
+	}
+	defer closeAll()
+	hooks, err := newWebhookWorker(c, k, reg, log)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log.Info("working", "shards", len(k.shards.All()), "webhook_owner", hooks.Owner(), "version", version)
+	runWorkers(ctx, c, k.shards, k.payments, k.cache, hooks, log).Wait()
+	log.Info("stopped")
+	return nil
+}
+
 func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
 	c, err := loadConfig(getenv, true)
 	if err != nil {
 		return err
 	}
 	log := newLogger(c.LogLevel, stderr)
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m, err := openShards(ctx, c, reg)
+	reg := newRegistry()
+	k, closeAll, err := openCore(ctx, c, reg, log)
 	if err != nil {
 		return err
 	}
-	defer m.Close()
-	if pending, err := pendingMigrations(ctx, m); err != nil {
-		return err
-	} else if len(pending) > 0 {
-		return fmt.Errorf("%d migration(s) pending (%s): run `payments migrate up`", len(pending), strings.Join(pending, ", "))
-	}
-	reg.MustRegister(sharding.NewPoolCollector(m))
-	rdb, err := newRedis(c)
+	defer closeAll()
+	m, router, rdb, cache, sb, pays := k.shards, k.router, k.rdb, k.cache, k.sandbox, k.payments
+	hooks, err := newWebhookWorker(c, k, reg, log)
 	if err != nil {
 		return err
 	}
-	defer rdb.Close()
-	router := sharding.NewRouter(m)
 	svc := tenancy.NewService(router, tenancy.RateLimitDefaults{PerSecond: c.RateLimitPerSecond, Burst: c.RateLimitBurst}, nil, log)
-	cache := readcache.New(rdb, c.RedisPrefix, reg, log)
-	var pays *payments.Service
-	sbOpts := sandbox.DefaultOptions()
-	sbOpts.Latency, sbOpts.SettleDelay, sbOpts.Logger = c.SandboxLatency, c.SandboxSettleDelay, log
-	sbOpts.UpdateHandler = func(ctx context.Context, u processor.Update) error { return pays.ApplyUpdate(ctx, u) }
-	sb, err := sandbox.New(sbOpts)
-	if err != nil {
-		return err
-	}
-	defer sb.Close()
-	pays = payments.NewService(payments.Options{
-		Router: router, Processor: sb, Cache: cache, Logger: log, ProcessorTimeout: c.ProcessorTimeout,
-	})
 	srv := api.New(api.Config{
 		Tenancy: svc, RateLimiter: tenancy.NewRateLimiter(rdb, c.RedisPrefix, reg, log), Router: router, Redis: rdb,
-		Payments: pays, Sandbox: sb,
+		Payments: pays, Sandbox: sb, Webhooks: k.webhooks,
+		StripeWebhookSecrets: c.Stripe.WebhookSecrets, StripeAccounts: k.procs.accounts,
 		AdminToken: c.AdminToken, Logger: log, Registry: reg,
 	})
 	ln, err := net.Listen("tcp", c.HTTPAddr)
@@ -307,11 +400,14 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	wctx, stopWorkers := context.WithCancel(context.Background())
-	workers := runWorkers(wctx, c, m, pays, cache, log)
+	workers := runWorkers(wctx, c, m, pays, cache, hooks, log)
 	defer func() { stopWorkers(); workers.Wait() }()
 	regions := m.Regions()
-	log.Info("serving", "addr", ln.Addr().String(), "shards", len(m.All()), "regions", strings.Join(regions, ","),
-		"processor", sb.Name(), "version", version)
+	log.Info("serving", append([]any{"addr", ln.Addr().String(), "shards", len(m.All()), "regions", strings.Join(regions, ",")},
+		append(k.procs.describe(c), "version", version)...)...)
+	if c.Stripe.SecretKey != "" && len(c.Stripe.WebhookSecrets) == 0 {
+		log.Warn("STRIPE_SECRET_KEY is set without STRIPE_WEBHOOK_SECRET: /v1/stripe/webhooks refuses every event, and outcomes Stripe reports later arrive only through the reconciler")
+	}
 	select {
 	case err := <-errc:
 		return err

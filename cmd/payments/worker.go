@@ -10,17 +10,20 @@ import (
 	"github.com/payments-api/payments/payments"
 	"github.com/payments-api/payments/readcache"
 	"github.com/payments-api/payments/sharding"
+	"github.com/payments-api/payments/webhooks"
 )
 
 // PurgeInterval is how often expired idempotency keys are purged.
 const PurgeInterval = 10 * time.Minute
 
-// runWorkers starts the background work of serve: the reconciler, the
-// purge of idempotency keys older than their retention, and the read
-// cache's repair. They stop when ctx ends; Wait on the result.
-func runWorkers(ctx context.Context, c config, m *sharding.Map, pays *payments.Service, cache *readcache.Cache, log *slog.Logger) *sync.WaitGroup {
+// runWorkers starts the background work of serve and worker: the
+// reconciler, the purge of idempotency keys older than their retention, the
+// read cache's repair and the webhook worker. They stop when ctx ends; Wait
+// on the result.
+func runWorkers(ctx context.Context, c config, m *sharding.Map, pays *payments.Service, cache *readcache.Cache, hooks *webhooks.Worker, log *slog.Logger) *sync.WaitGroup {
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
+	go func() { defer wg.Done(); hooks.Run(ctx) }()
 	go func() { defer wg.Done(); pays.RunReconciler(ctx, c.ReconcileInterval, c.ReconcileAge) }()
 	go func() { defer wg.Done(); cache.RunRepair(ctx) }()
 	go func() {

@@ -1,0 +1,102 @@
+package stripe
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sony/gobreaker/v2"
+)
+
+// Outcomes of a Stripe call, the "outcome" label of the call metrics.
+const (
+	// OutcomeOK: Stripe answered with the object.
+	OutcomeOK = "ok"
+	// OutcomeDeclined: Stripe declined the card (a normal outcome).
+	OutcomeDeclined = "declined"
+	// OutcomeInvalid: Stripe refused the request (4xx other than 429).
+	OutcomeInvalid = "invalid"
+	// OutcomeRateLimited: Stripe answered 429 after stripe-go's retries.
+	OutcomeRateLimited = "rate_limited"
+	// OutcomeUnavailable: no usable answer (network, timeout, 5xx, the
+	// account's key refused, an idempotency conflict).
+	OutcomeUnavailable = "unavailable"
+	// OutcomeRejected: the circuit breaker refused the call; nothing was
+	// sent.
+	OutcomeRejected = "rejected"
+)
+
+// Account labels: the platform's account or a tenant's own.
+const (
+	AccountPlatform = "platform"
+	AccountTenant   = "tenant"
+)
+
+// Metrics are the Prometheus metrics of every Adapter of a process. Tenant
+// accounts share the "tenant" label so that the series stay few however
+// many tenants bring their own account.
+type Metrics struct {
+	calls    *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	breakers *prometheus.GaugeVec
+}
+
+// NewMetrics returns the Stripe metrics, registered with reg unless it is
+// nil.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payments_stripe_calls_total",
+			Help: "Stripe API calls by account kind, operation and outcome (ok, declined, invalid, rate_limited, unavailable, rejected by the circuit breaker).",
+		}, []string{"account", "operation", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "payments_stripe_call_duration_seconds",
+			Help:    "Latency of Stripe API calls, stripe-go's network retries included, by account kind, operation and outcome.",
+			Buckets: []float64{.025, .05, .1, .2, .3, .5, .75, 1, 2, 5, 10, 30, 60},
+		}, []string{"account", "operation", "outcome"}),
+		breakers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "payments_stripe_circuit_breakers",
+			Help: "Stripe circuit breakers by account kind and state (closed, half-open, open). The platform account has one breaker: its state is the series whose value is 1.",
+		}, []string{"account", "state"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m)
+	}
+	return m
+}
+
+// Describe implements prometheus.Collector, so Metrics made without a
+// registry can be registered later.
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
+	m.calls.Describe(ch)
+	m.duration.Describe(ch)
+	m.breakers.Describe(ch)
+}
+
+// Collect implements prometheus.Collector.
+func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	m.calls.Collect(ch)
+	m.duration.Collect(ch)
+	m.breakers.Collect(ch)
+}
+
+func (m *Metrics) observe(account, op, outcome string, d time.Duration) {
+	m.calls.WithLabelValues(account, op, outcome).Inc()
+	m.duration.WithLabelValues(account, op, outcome).Observe(d.Seconds())
+}
+
+func (m *Metrics) rejected(account, op string) {
+	m.calls.WithLabelValues(account, op, OutcomeRejected).Inc()
+}
+
+func (m *Metrics) breakerMoved(account string, from, to gobreaker.State) {
+	m.breakers.WithLabelValues(account, from.String()).Dec()
+	m.breakers.WithLabelValues(account, to.String()).Inc()
+}
+
+func (m *Metrics) breakerAdded(account string, st gobreaker.State) {
+	m.breakers.WithLabelValues(account, st.String()).Inc()
+}
+
+func (m *Metrics) breakerRemoved(account string, st gobreaker.State) {
+	m.breakers.WithLabelValues(account, st.String()).Dec()
+}
