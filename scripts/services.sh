@@ -47,9 +47,10 @@ ensure_packages() {
   die "missing ${missing[*]}: install them (Debian/Ubuntu: sudo apt-get install ${missing[*]}; macOS: brew install postgresql@15 redis) and run again"
 }
 
-# as_pg runs a command as the user that owns the PostgreSQL data folder.
+# as_pg runs a command as the user that owns the PostgreSQL data folder,
+# from / so that a checkout the postgres user cannot enter is no obstacle.
 as_pg() {
-  if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+  if [[ $(id -u) -eq 0 ]]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 pg_data_dir() {
@@ -58,10 +59,11 @@ pg_data_dir() {
   # The postgres user must be able to reach the folder. When the checkout
   # lives somewhere it cannot enter (such as /root), keep the cluster in a
   # folder of its own named after the checkout and link to it.
-  mkdir -p "$dir"
-  if runuser -u postgres -- test -x "$dir"; then echo "$want"; return; fi
+  # The check uses the absolute path and runs from /: a relative path would
+  # resolve from the inherited working directory and hide the problem.
+  if (cd / && runuser -u postgres -- test -x "$dir"); then echo "$want"; return; fi
   local alt
-  alt="/var/lib/payments-dev/$(printf '%s' "$(cd "$dir" && pwd)" | sha256sum | cut -c1-16)"
+  alt="/var/lib/payments-dev/$(printf '%s' "$dir" | sha256sum | cut -c1-16)"
   mkdir -p "$alt"; chown postgres "$alt"
   ln -sfn "$alt" "$dir/pgdata-link"
   echo "$alt/pgdata"
@@ -123,6 +125,7 @@ redis_down() {
 }
 
 mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
 case "$cmd" in
   up)
     ensure_packages
