@@ -73,6 +73,8 @@ type harness struct {
 	cache    *readcache.Cache
 	accounts *accounts.Store
 	log      *slog.Logger
+	// box seals secrets at rest, shared by the API and webhook workers.
+	box *secretbox.Box
 }
 
 type harnessOptions struct {
@@ -145,6 +147,7 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.box = box
 	h.accounts = accounts.NewStore(router, box, h.clock.Now)
 	var platform processor.Processor = sb
 	sandboxRoutes := sb
@@ -157,7 +160,7 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 		Tenancy: svc, RateLimiter: tenancy.NewRateLimiter(rdb, prefix, reg, log), Router: router, Redis: rdb,
 		Payments: h.payments, Sandbox: sandboxRoutes, StripeWebhookSecrets: o.StripeWebhookSecrets, StripeAccounts: h.accounts,
 		Webhooks: webhooks.NewService(webhooks.Options{
-			Router: router, Guard: &webhooks.Guard{AllowPrivateNetworks: o.WebhookAllowPrivate}, Logger: log,
+			Router: router, Guard: &webhooks.Guard{AllowPrivateNetworks: o.WebhookAllowPrivate}, Box: box, Logger: log,
 		}),
 		AdminToken: adminToken, Logger: log, Registry: reg,
 	})

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -14,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/payments-api/payments/webhooks"
 )
@@ -140,7 +143,7 @@ func startWebhookWorker(t *testing.T, h *harness, s webhooks.Schedule) {
 	w, err := webhooks.NewWorker(webhooks.WorkerOptions{
 		Shards: h.shards, Guard: &webhooks.Guard{AllowPrivateNetworks: true}, Schedule: s,
 		Timeout: 2 * time.Second, Lease: 10 * time.Second, Concurrency: 4, PollInterval: 10 * time.Millisecond,
-		Metrics: webhooks.NewMetrics(h.registry), Logger: h.log,
+		Box: h.box, Metrics: webhooks.NewMetrics(h.registry), Logger: h.log,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -450,5 +453,61 @@ func TestWebhookURLsAreCheckedAtRegistration(t *testing.T) {
 		http.StatusBadRequest, webhooks.CodeURLInvalid)
 	if r := h.do("POST", "/v1/webhook_endpoints", ten.Secret, map[string]any{"url": "https://8.8.8.8/hooks", "enabled_events": []string{"*"}}); r.Status != http.StatusCreated {
 		t.Fatalf("a public address: %d %s", r.Status, r.Body)
+	}
+}
+
+// TestWebhookSecretsAreSealedAtRest: with an encryption key, neither the
+// current nor the previous signing secret is stored in the clear, and a
+// sealed secret moved to another tenant's row does not open.
+func TestWebhookSecretsAreSealedAtRest(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{WebhookAllowPrivate: true})
+	ten := h.createTenant("Acme", nil)
+	ep := h.do("POST", "/v1/webhook_endpoints", ten.Secret, map[string]any{"url": "http://127.0.0.1:9/hooks", "enabled_events": []string{"*"}}).json(t)
+	first := ep["secret"].(string)
+	rot := h.do("POST", "/v1/webhook_endpoints/"+ep["id"].(string)+"/rotate_secret", ten.Secret, nil)
+	if rot.Status != http.StatusOK {
+		t.Fatalf("rotate: %d %s", rot.Status, rot.Body)
+	}
+	second := rot.json(t)["secret"].(string)
+	ctx := context.Background()
+	type stored struct {
+		clear, prevClear   *string
+		sealed, prevSealed []byte
+		all                string
+	}
+	var found []stored
+	for _, s := range h.shards.All() {
+		r, err := s.Pool.Query(ctx, `SELECT secret, previous_secret, secret_sealed, previous_secret_sealed, x::text FROM webhook_endpoints x`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := pgx.CollectRows(r, func(row pgx.CollectableRow) (stored, error) {
+			var x stored
+			err := row.Scan(&x.clear, &x.prevClear, &x.sealed, &x.prevSealed, &x.all)
+			return x, err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		found = append(found, got...)
+	}
+	rows := len(found)
+	for _, x := range found {
+		if x.clear != nil || x.prevClear != nil || len(x.sealed) == 0 || len(x.prevSealed) == 0 {
+			t.Fatalf("secrets not sealed: clear %v, previous clear %v", x.clear != nil, x.prevClear != nil)
+		}
+		for _, sec := range []string{first, second, strings.TrimPrefix(first, "whsec_"), strings.TrimPrefix(second, "whsec_")} {
+			if strings.Contains(x.all, sec) || bytes.Contains(x.sealed, []byte(sec)) || bytes.Contains(x.prevSealed, []byte(sec)) {
+				t.Fatal("a signing secret is readable in the table")
+			}
+		}
+	}
+	if rows != 1 {
+		t.Fatalf("%d endpoint rows", rows)
+	}
+	// The endpoint still reads (GET shows no secret) and lists.
+	if r := h.do("GET", "/v1/webhook_endpoints/"+ep["id"].(string), ten.Secret, nil); r.Status != http.StatusOK || strings.Contains(string(r.Body), "whsec_") {
+		t.Fatalf("get after sealing: %d %s", r.Status, r.Body)
 	}
 }

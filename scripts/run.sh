@@ -26,6 +26,16 @@ if [[ -z "${PAYMENTS_ADMIN_TOKEN:-}" ]]; then
   echo "PAYMENTS_ADMIN_TOKEN was not set; using the generated token in .dev/admin-token:"
   echo "  export PAYMENTS_ADMIN_TOKEN=$PAYMENTS_ADMIN_TOKEN"
 fi
+if [[ -z "${PAYMENTS_ENCRYPTION_KEY:-}" ]]; then
+  # A local key seals webhook signing secrets and tenants' Stripe keys at
+  # rest; it is kept next to the data it protects, which suits development
+  # only. Production sets its own.
+  if [[ ! -s .dev/encryption-key ]]; then
+    (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > .dev/encryption-key)
+  fi
+  PAYMENTS_ENCRYPTION_KEY=$(cat .dev/encryption-key)
+  export PAYMENTS_ENCRYPTION_KEY
+fi
 export PAYMENTS_HTTP_ADDR=${PAYMENTS_HTTP_ADDR:-127.0.0.1:8080}
 
 go build -o bin/payments ./cmd/payments

@@ -149,7 +149,7 @@ func (s *Service) ListDeliveries(ctx context.Context, tenantID, endpointID uuid.
 	if err != nil {
 		return nil, false, err
 	}
-	if _, err := getEndpoint(ctx, sh.Pool, tenantID, endpointID); err != nil {
+	if _, err := s.sealer.getEndpoint(ctx, sh.Pool, tenantID, endpointID); err != nil {
 		return nil, false, err
 	}
 	where, order, args, reversed := page.SQL("id", 3, []any{tenantID, endpointID})
@@ -238,7 +238,7 @@ func (s *Service) Redeliver(ctx context.Context, tenantID, eventID uuid.UUID, en
 		}
 		var targets []Endpoint
 		if endpointID != nil {
-			e, err := getEndpoint(ctx, tx, tenantID, *endpointID)
+			e, err := s.sealer.getEndpoint(ctx, tx, tenantID, *endpointID)
 			if err != nil {
 				if ce := errcode.As(err); ce != nil && ce.Code == errcode.CodeResourceMissing {
 					ce.Param = "endpoint"
@@ -255,7 +255,7 @@ func (s *Service) Redeliver(ctx context.Context, tenantID, eventID uuid.UUID, en
 			if err != nil {
 				return fmt.Errorf("read webhook endpoints: %w", err)
 			}
-			all, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Endpoint, error) { return scanEndpoint(r) })
+			all, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Endpoint, error) { return s.sealer.scanEndpoint(r) })
 			if err != nil {
 				return fmt.Errorf("read webhook endpoints: %w", err)
 			}

@@ -47,12 +47,12 @@
 //
 // # Known limitations
 //
-//   - Signing secrets are stored in plaintext in webhook_endpoints (the
-//     worker needs them to sign), and an idempotent creation or rotation
-//     keeps its answer, which shows the secret, in idempotency_keys for 24
-//     hours. Anyone who can read the database can forge deliveries;
-//     encrypting the column with a key held outside the database is left
-//     for later.
+//   - Signing secrets are sealed at rest (AES-256-GCM, bound to the tenant
+//     and the role) when PAYMENTS_ENCRYPTION_KEY is set, and stored in the
+//     clear with a warning at start otherwise. An idempotent creation or
+//     rotation still keeps its answer, which shows the secret, in
+//     idempotency_keys for 24 hours, so that a retry replays it; sealing
+//     stored answers is left for later.
 //   - Each outcome is recorded in its own transaction; grouping the
 //     records of a batch into one transaction would raise throughput.
 //   - Deliveries and attempts are kept forever; a retention purge is left

@@ -17,6 +17,7 @@ import (
 	"github.com/payments-api/payments/idempotency"
 	"github.com/payments-api/payments/ids"
 	"github.com/payments-api/payments/listing"
+	"github.com/payments-api/payments/secretbox"
 	"github.com/payments-api/payments/sharding"
 )
 
@@ -143,7 +144,9 @@ type DeletedView struct {
 type Options struct {
 	Router *sharding.Router
 	// Guard checks endpoint URLs; nil refuses private networks and http.
-	Guard  *Guard
+	Guard *Guard
+	// Box seals signing secrets at rest; nil stores them in the clear.
+	Box    *secretbox.Box
 	Now    func() time.Time
 	Logger *slog.Logger
 }
@@ -152,6 +155,7 @@ type Options struct {
 type Service struct {
 	router *sharding.Router
 	guard  *Guard
+	sealer sealer
 	now    func() time.Time
 	log    *slog.Logger
 }
@@ -167,7 +171,7 @@ func NewService(o Options) *Service {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{router: o.Router, guard: o.Guard, now: o.Now, log: o.Logger}
+	return &Service{router: o.Router, guard: o.Guard, sealer: sealer{box: o.Box}, now: o.Now, log: o.Logger}
 }
 
 // CreateParams are the inputs of CreateEndpoint.
@@ -255,10 +259,14 @@ func (s *Service) CreateEndpoint(ctx context.Context, tenantID uuid.UUID, p Crea
 		if n >= EndpointsPerTenantMax {
 			return errcode.Invalid(CodeEndpointLimit, "url", "an account may have at most %d webhook endpoints; delete one first", EndpointsPerTenantMax)
 		}
+		clear, sealed, err := s.sealer.seal(tenantID, "secret", ep.Secret)
+		if err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `INSERT INTO webhook_endpoints
-			(tenant_id, id, url, description, enabled_events, status, secret, version, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, 'enabled', $6, 1, $7, $7)`,
-			tenantID, ep.ID, ep.URL, ep.Description, ep.EnabledEvents, ep.Secret.Reveal(), now); err != nil {
+			(tenant_id, id, url, description, enabled_events, status, secret, secret_sealed, version, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, 'enabled', $6, $7, 1, $8, $8)`,
+			tenantID, ep.ID, ep.URL, ep.Description, ep.EnabledEvents, clear, sealed, now); err != nil {
 			return fmt.Errorf("insert webhook endpoint: %w", err)
 		}
 		if idem != nil {
@@ -272,22 +280,35 @@ func (s *Service) CreateEndpoint(ctx context.Context, tenantID uuid.UUID, p Crea
 	return ep, nil
 }
 
-const selectEndpoint = `SELECT tenant_id, id, url, description, enabled_events, status, disabled_reason, secret,
-	previous_secret, previous_secret_expires_at, failing_since, version, created_at, updated_at, deleted_at IS NOT NULL
-	FROM webhook_endpoints`
+// endpointColumns are read by every query of endpoints, in scan order.
+const endpointColumns = `tenant_id, id, url, description, enabled_events, status, disabled_reason, secret,
+	previous_secret, previous_secret_expires_at, failing_since, version, created_at, updated_at, deleted_at IS NOT NULL,
+	secret_sealed, previous_secret_sealed`
 
-func scanEndpoint(row pgx.Row) (Endpoint, error) {
+const selectEndpoint = `SELECT ` + endpointColumns + ` FROM webhook_endpoints`
+
+// scanEndpoint reads a row of endpointColumns and opens its secrets.
+func (sl sealer) scanEndpoint(row pgx.Row) (Endpoint, error) {
 	var e Endpoint
-	var secret string
-	var prev *string
+	var secret, prev *string
+	var secretSealed, prevSealed []byte
 	err := row.Scan(&e.TenantID, &e.ID, &e.URL, &e.Description, &e.EnabledEvents, &e.Status, &e.DisabledReason, &secret,
-		&prev, &e.PreviousSecretExpiresAt, &e.FailingSince, &e.Version, &e.CreatedAt, &e.UpdatedAt, &e.Deleted)
-	e.Secret = Secret(secret)
-	if prev != nil {
-		p := Secret(*prev)
+		&prev, &e.PreviousSecretExpiresAt, &e.FailingSince, &e.Version, &e.CreatedAt, &e.UpdatedAt, &e.Deleted,
+		&secretSealed, &prevSealed)
+	if err != nil {
+		return e, err
+	}
+	if e.Secret, err = sl.open(e.TenantID, "secret", secret, secretSealed); err != nil {
+		return e, err
+	}
+	if prev != nil || prevSealed != nil {
+		p, err := sl.open(e.TenantID, "previous_secret", prev, prevSealed)
+		if err != nil {
+			return e, err
+		}
 		e.PreviousSecret = &p
 	}
-	return e, err
+	return e, nil
 }
 
 // Querier is a pool or a transaction.
@@ -296,8 +317,8 @@ type Querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-func getEndpoint(ctx context.Context, q Querier, tenantID, id uuid.UUID) (Endpoint, error) {
-	e, err := scanEndpoint(q.QueryRow(ctx, selectEndpoint+` WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL`, tenantID, id))
+func (sl sealer) getEndpoint(ctx context.Context, q Querier, tenantID, id uuid.UUID) (Endpoint, error) {
+	e, err := sl.scanEndpoint(q.QueryRow(ctx, selectEndpoint+` WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL`, tenantID, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Endpoint{}, errcode.NotFound("webhook endpoint", ids.Format(ids.PrefixWebhook, id))
 	}
@@ -314,7 +335,7 @@ func (s *Service) GetEndpoint(ctx context.Context, tenantID, id uuid.UUID) (Endp
 	if err != nil {
 		return Endpoint{}, err
 	}
-	return getEndpoint(ctx, sh.Pool, tenantID, id)
+	return s.sealer.getEndpoint(ctx, sh.Pool, tenantID, id)
 }
 
 // ListEndpoints answers endpoints newest first. Errors: parameter_invalid.
@@ -334,7 +355,7 @@ func (s *Service) ListEndpoints(ctx context.Context, tenantID uuid.UUID, page li
 	defer rows.Close()
 	var out []Endpoint
 	for rows.Next() {
-		e, err := scanEndpoint(rows)
+		e, err := s.sealer.scanEndpoint(rows)
 		if err != nil {
 			return nil, false, fmt.Errorf("scan webhook endpoint: %w", err)
 		}
@@ -380,7 +401,7 @@ func (s *Service) UpdateEndpoint(ctx context.Context, tenantID, id uuid.UUID, p 
 				return err
 			}
 		}
-		e, err := getEndpoint(ctx, tx, tenantID, id)
+		e, err := s.sealer.getEndpoint(ctx, tx, tenantID, id)
 		if err != nil {
 			return err
 		}
@@ -437,7 +458,7 @@ func (s *Service) DeleteEndpoint(ctx context.Context, tenantID, id uuid.UUID) (E
 				return err
 			}
 		}
-		e, err := getEndpoint(ctx, tx, tenantID, id)
+		e, err := s.sealer.getEndpoint(ctx, tx, tenantID, id)
 		if err != nil {
 			return err
 		}
@@ -475,7 +496,7 @@ func (s *Service) RotateSecret(ctx context.Context, tenantID, id uuid.UUID) (End
 				return err
 			}
 		}
-		e, err := getEndpoint(ctx, tx, tenantID, id)
+		e, err := s.sealer.getEndpoint(ctx, tx, tenantID, id)
 		if err != nil {
 			return err
 		}
@@ -484,8 +505,17 @@ func (s *Service) RotateSecret(ctx context.Context, tenantID, id uuid.UUID) (End
 		e.PreviousSecret, e.PreviousSecretExpiresAt = &prev, &expires
 		e.Secret = NewSecret()
 		e.UpdatedAt = now
-		if _, err := tx.Exec(ctx, `UPDATE webhook_endpoints SET secret = $3, previous_secret = $4, previous_secret_expires_at = $5, updated_at = $6
-			WHERE tenant_id = $1 AND id = $2`, tenantID, id, e.Secret.Reveal(), prev.Reveal(), expires, now); err != nil {
+		clear, sealed, err := s.sealer.seal(tenantID, "secret", e.Secret)
+		if err != nil {
+			return err
+		}
+		prevClear, prevSealed, err := s.sealer.seal(tenantID, "previous_secret", prev)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE webhook_endpoints SET secret = $3, secret_sealed = $4, previous_secret = $5, previous_secret_sealed = $6,
+			previous_secret_expires_at = $7, updated_at = $8
+			WHERE tenant_id = $1 AND id = $2`, tenantID, id, clear, sealed, prevClear, prevSealed, expires, now); err != nil {
 			return fmt.Errorf("rotate webhook secret: %w", err)
 		}
 		out = e

@@ -25,6 +25,7 @@ import (
 
 	"github.com/payments-api/payments/events"
 	"github.com/payments-api/payments/ids"
+	"github.com/payments-api/payments/secretbox"
 	"github.com/payments-api/payments/sharding"
 )
 
@@ -73,7 +74,9 @@ type WorkerOptions struct {
 	Concurrency  int
 	PollInterval time.Duration
 	// Owner names this worker in lease_owner; default host:pid:random.
-	Owner   string
+	Owner string
+	// Box opens signing secrets sealed at rest; nil reads them in the clear.
+	Box     *secretbox.Box
 	Metrics *Metrics
 	Logger  *slog.Logger
 	Now     func() time.Time
@@ -85,6 +88,7 @@ type WorkerOptions struct {
 type Worker struct {
 	opts   WorkerOptions
 	client *http.Client
+	sealer sealer
 }
 
 // NewWorker validates o and returns a worker.
@@ -138,7 +142,7 @@ func NewWorker(o WorkerOptions) (*Worker, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Worker{opts: o, client: o.Guard.Client(o.Timeout)}, nil
+	return &Worker{opts: o, client: o.Guard.Client(o.Timeout), sealer: sealer{box: o.Box}}, nil
 }
 
 // Owner is the name this worker writes into the leases it holds.
@@ -335,7 +339,7 @@ func (w *Worker) load(ctx context.Context, sh *sharding.Shard, jobs []Job) error
 	if err != nil {
 		return fmt.Errorf("read webhook endpoints: %w", err)
 	}
-	eps, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Endpoint, error) { return scanEndpoint(r) })
+	eps, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Endpoint, error) { return w.sealer.scanEndpoint(r) })
 	if err != nil {
 		return fmt.Errorf("read webhook endpoints: %w", err)
 	}
@@ -523,10 +527,9 @@ func (w *Worker) Record(ctx context.Context, j Job, res Result) error {
 			j.TenantID, j.EndpointID, now); err != nil {
 			return fmt.Errorf("record webhook endpoint health: %w", err)
 		}
-		e, err := scanEndpoint(tx.QueryRow(ctx, `UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = 'failing', version = version + 1, updated_at = $3
+		e, err := w.sealer.scanEndpoint(tx.QueryRow(ctx, `UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = 'failing', version = version + 1, updated_at = $3
 			WHERE tenant_id = $1 AND id = $2 AND status = 'enabled' AND deleted_at IS NULL AND failing_since <= $4
-			RETURNING tenant_id, id, url, description, enabled_events, status, disabled_reason, secret,
-				previous_secret, previous_secret_expires_at, failing_since, version, created_at, updated_at, deleted_at IS NOT NULL`,
+			RETURNING `+endpointColumns,
 			j.TenantID, j.EndpointID, now, now.Add(-w.opts.Schedule.Span)))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil

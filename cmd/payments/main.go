@@ -38,6 +38,7 @@ import (
 	"github.com/payments-api/payments/processor"
 	"github.com/payments-api/payments/processor/sandbox"
 	"github.com/payments-api/payments/readcache"
+	"github.com/payments-api/payments/secretbox"
 	"github.com/payments-api/payments/sharding"
 	"github.com/payments-api/payments/tenancy"
 	"github.com/payments-api/payments/txn"
@@ -266,6 +267,8 @@ type core struct {
 	payments *payments.Service
 	webhooks *webhooks.Service
 	guard    *webhooks.Guard
+	// box seals secrets at rest; nil without PAYMENTS_ENCRYPTION_KEY.
+	box *secretbox.Box
 }
 
 // openCore connects to every shard (refusing to start with pending
@@ -310,7 +313,14 @@ func openCore(ctx context.Context, c config, reg *prometheus.Registry, log *slog
 		Router: k.router, Resolver: k.procs.resolver.Resolve, Cache: k.cache, Logger: log, ProcessorTimeout: c.ProcessorTimeout,
 	})
 	k.guard = &webhooks.Guard{AllowPrivateNetworks: c.Webhooks.AllowPrivateNetworks}
-	k.webhooks = webhooks.NewService(webhooks.Options{Router: k.router, Guard: k.guard, Logger: log})
+	if c.Stripe.EncryptionKey != nil {
+		if k.box, err = secretbox.New(c.Stripe.EncryptionKey); err != nil {
+			return nil, nil, fmt.Errorf("PAYMENTS_ENCRYPTION_KEY: %w", err)
+		}
+	} else {
+		log.Warn("PAYMENTS_ENCRYPTION_KEY is not set: webhook signing secrets are stored unencrypted and tenants cannot set their own Stripe accounts")
+	}
+	k.webhooks = webhooks.NewService(webhooks.Options{Router: k.router, Guard: k.guard, Box: k.box, Logger: log})
 	if c.Webhooks.AllowPrivateNetworks {
 		log.Warn("PAYMENTS_WEBHOOK_ALLOW_PRIVATE_NETWORKS is on: webhook endpoints may use http and private addresses; use this for local development only")
 	}
@@ -322,7 +332,7 @@ func newWebhookWorker(c config, k *core, reg prometheus.Registerer, log *slog.Lo
 	return webhooks.NewWorker(webhooks.WorkerOptions{
 		Shards: k.shards, Guard: k.guard, Schedule: c.Webhooks.Schedule, Timeout: c.Webhooks.Timeout,
 		Lease: c.Webhooks.Lease, Concurrency: c.Webhooks.Concurrency, PollInterval: c.Webhooks.PollInterval,
-		Metrics: webhooks.NewMetrics(reg), Logger: log,
+		Box: k.box, Metrics: webhooks.NewMetrics(reg), Logger: log,
 	})
 }
 
