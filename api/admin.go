@@ -120,13 +120,17 @@ type keyPath struct {
 	Key    string `path:"key" maxLength:"64" doc:"The key's ID." example:"key_06f0kb9t5q3e3bq4b7bw0vq2rc"`
 }
 
-func parseTenant(s string) (uuid.UUID, error) {
-	id, ok := ids.Parse(ids.PrefixTenant, s)
+// objectID reads an object's ID from a request; anything else answers 404
+// resource_missing, like an ID that exists elsewhere.
+func objectID(prefix, what, s string) (uuid.UUID, error) {
+	id, ok := ids.Parse(prefix, s)
 	if !ok {
-		return id, errcode.NotFound("tenant", s)
+		return id, errcode.NotFound(what, s)
 	}
 	return id, nil
 }
+
+func parseTenant(s string) (uuid.UUID, error) { return objectID(ids.PrefixTenant, "tenant", s) }
 
 func registerAdmin(api huma.API, s *Server) {
 	tags := []string{"Admin"}
@@ -280,9 +284,9 @@ func registerAdmin(api huma.API, s *Server) {
 		if err != nil {
 			return nil, err
 		}
-		kid, ok := ids.Parse(ids.PrefixAPIKey, in.Key)
-		if !ok {
-			return nil, errcode.NotFound("api key", in.Key)
+		kid, err := objectID(ids.PrefixAPIKey, "api key", in.Key)
+		if err != nil {
+			return nil, err
 		}
 		k, err := s.cfg.Tenancy.RevokeKey(ctx, tid, kid)
 		if err != nil {

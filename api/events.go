@@ -44,9 +44,9 @@ func registerEvents(api huma.API, s *Server) {
 		Description: "Answers an event with the snapshot of its object.",
 		Tags:        tags,
 	}, schemeSecretKey, http.StatusNotFound), handle(func(ctx context.Context, in *eventPath) (*eventOutput, error) {
-		id, ok := ids.Parse(ids.PrefixEvent, in.ID)
-		if !ok {
-			return nil, errcode.NotFound("event", in.ID)
+		id, err := objectID(ids.PrefixEvent, "event", in.ID)
+		if err != nil {
+			return nil, err
 		}
 		p := principal(ctx)
 		e, err := events.Get(ctx, p.Shard.Pool, p.TenantID, id)

@@ -109,13 +109,7 @@ type paymentListOutput struct {
 	Body paymentList
 }
 
-func paymentID(s string) (uuid.UUID, error) {
-	id, ok := ids.Parse(ids.PrefixPayment, s)
-	if !ok {
-		return id, errcode.NotFound("payment", s)
-	}
-	return id, nil
-}
+func paymentID(s string) (uuid.UUID, error) { return objectID(ids.PrefixPayment, "payment", s) }
 
 func paymentView(v any) any { return v.(payments.Payment).ToView() }
 

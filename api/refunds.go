@@ -79,9 +79,9 @@ func registerRefunds(api huma.API, s *Server) {
 		Description: "Answers a refund with its status and amount. Another tenant's refund answers 404.",
 		Tags:        tags,
 	}, schemeSecretKey, http.StatusNotFound), handle(func(ctx context.Context, in *refundPath) (*refundOutput, error) {
-		id, ok := ids.Parse(ids.PrefixRefund, in.ID)
-		if !ok {
-			return nil, errcode.NotFound("refund", in.ID)
+		id, err := objectID(ids.PrefixRefund, "refund", in.ID)
+		if err != nil {
+			return nil, err
 		}
 		r, err := s.cfg.Payments.GetRefund(ctx, principal(ctx).TenantID, id)
 		if err != nil {

@@ -84,11 +84,7 @@ type redeliverInput struct {
 }
 
 func endpointID(s string) (uuid.UUID, error) {
-	id, ok := ids.Parse(ids.PrefixWebhook, s)
-	if !ok {
-		return id, errcode.NotFound("webhook endpoint", s)
-	}
-	return id, nil
+	return objectID(ids.PrefixWebhook, "webhook endpoint", s)
 }
 
 func endpointView(v any) any           { return v.(webhooks.Endpoint).ToView() }
@@ -272,9 +268,9 @@ func registerWebhookEndpoints(api huma.API, s *Server) {
 		DefaultStatus: http.StatusAccepted,
 	}, schemeSecretKey, http.StatusNotFound, http.StatusConflict), handle(func(ctx context.Context, in *redeliverInput) (*deliveryListOutput, error) {
 		storeAs(ctx, http.StatusAccepted, deliveriesView)
-		evID, ok := ids.Parse(ids.PrefixEvent, in.ID)
-		if !ok {
-			return nil, errcode.NotFound("event", in.ID)
+		evID, err := objectID(ids.PrefixEvent, "event", in.ID)
+		if err != nil {
+			return nil, err
 		}
 		var target *uuid.UUID
 		if in.Body != nil && in.Body.Endpoint != "" {

@@ -202,23 +202,5 @@ func List(ctx context.Context, q Querier, tenantID uuid.UUID, p ListParams) ([]E
 		args = append(args, *p.Object)
 		sql += fmt.Sprintf(" AND object_id = $%d", len(args))
 	}
-	where, order, args, reversed := p.Page.SQL("id", len(args)+1, args)
-	rows, err := q.Query(ctx, sql+where+order, args...)
-	if err != nil {
-		return nil, false, fmt.Errorf("list events: %w", err)
-	}
-	defer rows.Close()
-	var out []Event
-	for rows.Next() {
-		e, err := scan(rows)
-		if err != nil {
-			return nil, false, fmt.Errorf("scan event: %w", err)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, false, fmt.Errorf("list events: %w", err)
-	}
-	out, more := listing.Finish(out, p.Limit, reversed)
-	return out, more, nil
+	return listing.Query(ctx, q, "events", sql, args, p.Page, scan)
 }

@@ -5,9 +5,11 @@
 package listing
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/payments-api/payments/errcode"
 )
@@ -77,4 +79,27 @@ func Finish[T any](rows []T, limit int, reversed bool) ([]T, bool) {
 		}
 	}
 	return rows, more
+}
+
+// Querier runs a query: a pool or a transaction.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// Query reads one page: sql selects the rows with its WHERE clause already
+// open, args are its parameters, and the page's cursor, order and limit are
+// appended. Each row is read with scan; what names the collection in
+// errors.
+func Query[T any](ctx context.Context, q Querier, what, sql string, args []any, p Page, scan func(pgx.Row) (T, error)) ([]T, bool, error) {
+	where, order, args, reversed := p.SQL("id", len(args)+1, args)
+	rows, err := q.Query(ctx, sql+where+order, args...)
+	if err != nil {
+		return nil, false, fmt.Errorf("list %s: %w", what, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (T, error) { return scan(r) })
+	if err != nil {
+		return nil, false, fmt.Errorf("list %s: %w", what, err)
+	}
+	out, more := Finish(out, p.Limit, reversed)
+	return out, more, nil
 }

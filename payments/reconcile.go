@@ -68,7 +68,7 @@ func (s *Service) reconcileShard(ctx context.Context, sh *sharding.Shard, cutoff
 	for _, k := range ops {
 		p, err := getPayment(ctx, sh.Pool, k.tenant, k.id)
 		if err == nil {
-			_, err = s.finishOperation(ctx, sh, p, nil)
+			_, err = s.finishOperation(ctx, sh, p, nil, nil)
 		}
 		if err != nil && !isOutcome(err) {
 			st.Errors++

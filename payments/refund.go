@@ -138,23 +138,5 @@ func listRefunds(ctx context.Context, q Querier, tenantID uuid.UUID, p RefundLis
 		args = append(args, *p.Payment)
 		sql += fmt.Sprintf(" AND payment_id = $%d", len(args))
 	}
-	where, order, args, reversed := p.Page.SQL("id", len(args)+1, args)
-	rows, err := q.Query(ctx, sql+where+order, args...)
-	if err != nil {
-		return nil, false, fmt.Errorf("list refunds: %w", err)
-	}
-	defer rows.Close()
-	var out []Refund
-	for rows.Next() {
-		r, err := scanRefund(rows)
-		if err != nil {
-			return nil, false, fmt.Errorf("scan refund: %w", err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, false, fmt.Errorf("list refunds: %w", err)
-	}
-	out, more := listing.Finish(out, p.Limit, reversed)
-	return out, more, nil
+	return listing.Query(ctx, q, "refunds", sql, args, p.Page, scanRefund)
 }

@@ -244,7 +244,7 @@ func (s *Service) comparePayment(ctx context.Context, sh *sharding.Shard, pay Pa
 // repairOperation finishes a payment's interrupted operation the way the
 // reconciler does, and reports whether it is finished now.
 func (s *Service) repairOperation(ctx context.Context, sh *sharding.Shard, pay Payment) bool {
-	out, err := s.finishOperation(ctx, sh, pay, nil)
+	out, err := s.finishOperation(ctx, sh, pay, nil, nil)
 	if err != nil && !isOutcome(err) {
 		s.log.Warn("repair payment operation", "payment", pay.PublicID(), "error", err.Error())
 		return false

@@ -304,18 +304,19 @@ func (s *Service) Create(ctx context.Context, tenantID uuid.UUID, p CreateParams
 	}
 	dctx, cancel := s.detached(ctx)
 	defer cancel()
-	return s.finishOperation(dctx, sh, pay, idem)
+	return s.finishOperation(dctx, sh, pay, idem, proc)
 }
 
-// finishOperation drives a payment's started operation to its recorded end:
+// finishOperation drives a payment's started operation to its recorded end
+// with proc, the tenant's processor (nil: look it up when a call is needed):
 // it repeats the identical processor call (same idempotency key) and records
 // the outcome. With nothing started it records the current state. It is the
 // path of the first attempt, a resumed attempt and the reconciler alike.
-func (s *Service) finishOperation(ctx context.Context, sh *sharding.Shard, pay Payment, idem *idempotency.Request) (Payment, error) {
+func (s *Service) finishOperation(ctx context.Context, sh *sharding.Shard, pay Payment, idem *idempotency.Request, proc processor.Processor) (Payment, error) {
 	var ch processor.Charge
 	var callErr error
 	if pay.Operation != OpNone {
-		ch, callErr = s.call(ctx, pay)
+		ch, callErr = s.call(ctx, proc, pay)
 		if callErr != nil && errcode.As(callErr) == nil {
 			// Unknown outcome: leave the operation for the reconciler
 			// and let the client's retry resume it.
@@ -404,10 +405,12 @@ func (s *Service) refuseOperation(p *Payment, callErr error, now time.Time) ([]e
 }
 
 // call makes the processor call of the payment's started operation.
-func (s *Service) call(ctx context.Context, p Payment) (processor.Charge, error) {
-	proc, err := s.processorFor(ctx, p.TenantID)
-	if err != nil {
-		return processor.Charge{}, err
+func (s *Service) call(ctx context.Context, proc processor.Processor, p Payment) (processor.Charge, error) {
+	if proc == nil {
+		var err error
+		if proc, err = s.processorFor(ctx, p.TenantID); err != nil {
+			return processor.Charge{}, err
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
@@ -636,7 +639,7 @@ func (s *Service) Capture(ctx context.Context, tenantID, id uuid.UUID, amountToC
 	}
 	dctx, cancel := s.detached(ctx)
 	defer cancel()
-	return s.finishOperation(dctx, sh, pay, idem)
+	return s.finishOperation(dctx, sh, pay, idem, nil)
 }
 
 // Cancel cancels a payment that is not captured yet. Errors:
@@ -653,7 +656,7 @@ func (s *Service) Cancel(ctx context.Context, tenantID, id uuid.UUID) (Payment, 
 	}
 	dctx, cancel := s.detached(ctx)
 	defer cancel()
-	return s.finishOperation(dctx, sh, pay, idem)
+	return s.finishOperation(dctx, sh, pay, idem, nil)
 }
 
 // ApplyUpdate applies a status change the processor reported on its own

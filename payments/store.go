@@ -195,23 +195,5 @@ func listPayments(ctx context.Context, q Querier, tenantID uuid.UUID, p ListPara
 		args = append(args, *p.CreatedLTE)
 		sql += fmt.Sprintf(" AND created_at <= $%d", len(args))
 	}
-	where, order, args, reversed := p.Page.SQL("id", len(args)+1, args)
-	rows, err := q.Query(ctx, sql+where+order, args...)
-	if err != nil {
-		return nil, false, fmt.Errorf("list payments: %w", err)
-	}
-	defer rows.Close()
-	var out []Payment
-	for rows.Next() {
-		pm, err := scanPayment(rows)
-		if err != nil {
-			return nil, false, fmt.Errorf("scan payment: %w", err)
-		}
-		out = append(out, pm)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, false, fmt.Errorf("list payments: %w", err)
-	}
-	out, more := listing.Finish(out, p.Limit, reversed)
-	return out, more, nil
+	return listing.Query(ctx, q, "payments", sql, args, p.Page, scanPayment)
 }

@@ -152,16 +152,11 @@ func (s *Service) ListDeliveries(ctx context.Context, tenantID, endpointID uuid.
 	if _, err := s.sealer.getEndpoint(ctx, sh.Pool, tenantID, endpointID); err != nil {
 		return nil, false, err
 	}
-	where, order, args, reversed := page.SQL("id", 3, []any{tenantID, endpointID})
-	rows, err := sh.Pool.Query(ctx, selectDelivery+` WHERE tenant_id = $1 AND endpoint_id = $2`+where+order, args...)
+	out, more, err := listing.Query(ctx, sh.Pool, "webhook deliveries", selectDelivery+` WHERE tenant_id = $1 AND endpoint_id = $2`,
+		[]any{tenantID, endpointID}, page, scanDelivery)
 	if err != nil {
-		return nil, false, fmt.Errorf("list webhook deliveries: %w", err)
+		return nil, false, err
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Delivery, error) { return scanDelivery(r) })
-	if err != nil {
-		return nil, false, fmt.Errorf("list webhook deliveries: %w", err)
-	}
-	out, more := listing.Finish(out, page.Limit, reversed)
 	if err := attachAttempts(ctx, sh.Pool, tenantID, out); err != nil {
 		return nil, false, err
 	}

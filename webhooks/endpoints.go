@@ -347,25 +347,8 @@ func (s *Service) ListEndpoints(ctx context.Context, tenantID uuid.UUID, page li
 	if err != nil {
 		return nil, false, err
 	}
-	where, order, args, reversed := page.SQL("id", 2, []any{tenantID})
-	rows, err := sh.Pool.Query(ctx, selectEndpoint+` WHERE tenant_id = $1 AND deleted_at IS NULL`+where+order, args...)
-	if err != nil {
-		return nil, false, fmt.Errorf("list webhook endpoints: %w", err)
-	}
-	defer rows.Close()
-	var out []Endpoint
-	for rows.Next() {
-		e, err := s.sealer.scanEndpoint(rows)
-		if err != nil {
-			return nil, false, fmt.Errorf("scan webhook endpoint: %w", err)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, false, fmt.Errorf("list webhook endpoints: %w", err)
-	}
-	out, more := listing.Finish(out, page.Limit, reversed)
-	return out, more, nil
+	return listing.Query(ctx, sh.Pool, "webhook endpoints", selectEndpoint+` WHERE tenant_id = $1 AND deleted_at IS NULL`,
+		[]any{tenantID}, page, s.sealer.scanEndpoint)
 }
 
 // UpdateEndpoint changes the URL, the event types, the description or
@@ -389,23 +372,7 @@ func (s *Service) UpdateEndpoint(ctx context.Context, tenantID, id uuid.UUID, p 
 			return Endpoint{}, err
 		}
 	}
-	sh, err := s.router.ForTenant(ctx, tenantID)
-	if err != nil {
-		return Endpoint{}, err
-	}
-	idem := idempotency.From(ctx)
-	var out Endpoint
-	err = sh.Tx.Run(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		if idem != nil {
-			if _, err := idem.Claim(ctx, tx); err != nil {
-				return err
-			}
-		}
-		e, err := s.sealer.getEndpoint(ctx, tx, tenantID, id)
-		if err != nil {
-			return err
-		}
-		now := s.now()
+	return s.change(ctx, tenantID, id, func(ctx context.Context, tx pgx.Tx, e *Endpoint, now time.Time) error {
 		if p.URL != nil {
 			e.URL = u
 		}
@@ -430,53 +397,21 @@ func (s *Service) UpdateEndpoint(ctx context.Context, tenantID, id uuid.UUID, p 
 			tenantID, id, e.URL, e.EnabledEvents, e.Description, string(e.Status), e.DisabledReason, e.FailingSince, e.Version, now); err != nil {
 			return fmt.Errorf("update webhook endpoint: %w", err)
 		}
-		out = e
-		if idem != nil {
-			return idem.Complete(ctx, tx, e, nil)
-		}
 		return nil
 	})
-	if err != nil {
-		return Endpoint{}, err
-	}
-	return out, nil
 }
 
 // DeleteEndpoint deletes an endpoint: it answers 404 from then on and gets
 // no more deliveries (pending ones end as failed). Errors: resource_missing,
 // idempotency codes.
 func (s *Service) DeleteEndpoint(ctx context.Context, tenantID, id uuid.UUID) (Endpoint, error) {
-	sh, err := s.router.ForTenant(ctx, tenantID)
-	if err != nil {
-		return Endpoint{}, err
-	}
-	idem := idempotency.From(ctx)
-	var out Endpoint
-	err = sh.Tx.Run(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		if idem != nil {
-			if _, err := idem.Claim(ctx, tx); err != nil {
-				return err
-			}
-		}
-		e, err := s.sealer.getEndpoint(ctx, tx, tenantID, id)
-		if err != nil {
-			return err
-		}
-		now := s.now()
+	return s.change(ctx, tenantID, id, func(ctx context.Context, tx pgx.Tx, e *Endpoint, now time.Time) error {
 		if _, err := tx.Exec(ctx, `UPDATE webhook_endpoints SET deleted_at = $3, updated_at = $3 WHERE tenant_id = $1 AND id = $2`, tenantID, id, now); err != nil {
 			return fmt.Errorf("delete webhook endpoint: %w", err)
 		}
 		e.Deleted = true
-		out = e
-		if idem != nil {
-			return idem.Complete(ctx, tx, e, nil)
-		}
 		return nil
 	})
-	if err != nil {
-		return Endpoint{}, err
-	}
-	return out, nil
 }
 
 // RotateSecret gives the endpoint a new secret and keeps the current one
@@ -484,23 +419,7 @@ func (s *Service) DeleteEndpoint(ctx context.Context, tenantID, id uuid.UUID) (E
 // without losing a delivery. Rotating again within that time retires the
 // older previous secret at once. Errors: resource_missing, idempotency codes.
 func (s *Service) RotateSecret(ctx context.Context, tenantID, id uuid.UUID) (Endpoint, error) {
-	sh, err := s.router.ForTenant(ctx, tenantID)
-	if err != nil {
-		return Endpoint{}, err
-	}
-	idem := idempotency.From(ctx)
-	var out Endpoint
-	err = sh.Tx.Run(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		if idem != nil {
-			if _, err := idem.Claim(ctx, tx); err != nil {
-				return err
-			}
-		}
-		e, err := s.sealer.getEndpoint(ctx, tx, tenantID, id)
-		if err != nil {
-			return err
-		}
-		now := s.now()
+	return s.change(ctx, tenantID, id, func(ctx context.Context, tx pgx.Tx, e *Endpoint, now time.Time) error {
 		prev, expires := e.Secret, now.Add(PreviousSecretLifetime)
 		e.PreviousSecret, e.PreviousSecretExpiresAt = &prev, &expires
 		e.Secret = NewSecret()
@@ -517,6 +436,34 @@ func (s *Service) RotateSecret(ctx context.Context, tenantID, id uuid.UUID) (End
 			previous_secret_expires_at = $7, updated_at = $8
 			WHERE tenant_id = $1 AND id = $2`, tenantID, id, clear, sealed, prevClear, prevSealed, expires, now); err != nil {
 			return fmt.Errorf("rotate webhook secret: %w", err)
+		}
+		return nil
+	})
+}
+
+// change runs f on an endpoint inside one transaction that also claims and
+// completes the request's Idempotency-Key; the endpoint as f left it is the
+// answer. Errors: resource_missing, idempotency codes, and f's.
+func (s *Service) change(ctx context.Context, tenantID, id uuid.UUID, f func(ctx context.Context, tx pgx.Tx, e *Endpoint, now time.Time) error) (Endpoint, error) {
+	sh, err := s.router.ForTenant(ctx, tenantID)
+	if err != nil {
+		return Endpoint{}, err
+	}
+	idem := idempotency.From(ctx)
+	var out Endpoint
+	err = sh.Tx.Run(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		if idem != nil {
+			if _, err := idem.Claim(ctx, tx); err != nil {
+				return err
+			}
+		}
+		e, err := s.sealer.getEndpoint(ctx, tx, tenantID, id)
+		if err != nil {
+			return err
+		}
+		now := s.now()
+		if err := f(ctx, tx, &e, now); err != nil {
+			return err
 		}
 		out = e
 		if idem != nil {
