@@ -12,10 +12,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/payments-api/payments/errcode"
 	"github.com/payments-api/payments/ids"
@@ -127,20 +129,36 @@ func Append(ctx context.Context, tx pgx.Tx, evs ...Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
-	sql := `INSERT INTO events (tenant_id, id, type, object_type, object_id, object_version, data, created_at) VALUES `
-	args := make([]any, 0, len(evs)*8)
-	for i, e := range evs {
-		if i > 0 {
-			sql += ", "
-		}
-		n := i * 8
-		sql += fmt.Sprintf("($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8)
-		args = append(args, e.TenantID, e.ID, string(e.Type), e.ObjectType, e.ObjectID, e.ObjectVersion, []byte(e.Data), e.CreatedAt)
-	}
+	sql, args := appendSQL(evs)
 	if _, err := tx.Exec(ctx, sql, args...); err != nil {
 		return fmt.Errorf("append events: %w", err)
 	}
 	return nil
+}
+
+// QueueAppend queues the multi-row statement of Append into b, so that a
+// batch of writes reaches the database in one round trip.
+func QueueAppend(b *pgx.Batch, evs ...Event) {
+	if len(evs) == 0 {
+		return
+	}
+	sql, args := appendSQL(evs)
+	b.Queue(sql, args...).Exec(func(pgconn.CommandTag) error { return nil })
+}
+
+func appendSQL(evs []Event) (string, []any) {
+	var sb strings.Builder
+	sb.WriteString(`INSERT INTO events (tenant_id, id, type, object_type, object_id, object_version, data, created_at) VALUES `)
+	args := make([]any, 0, len(evs)*8)
+	for i, e := range evs {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		n := i * 8
+		fmt.Fprintf(&sb, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8)
+		args = append(args, e.TenantID, e.ID, string(e.Type), e.ObjectType, e.ObjectID, e.ObjectVersion, []byte(e.Data), e.CreatedAt)
+	}
+	return sb.String(), args
 }
 
 const selectEvent = `SELECT id, tenant_id, type, object_type, object_id, object_version, data, created_at FROM events`

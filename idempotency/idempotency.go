@@ -28,6 +28,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/payments-api/payments/errcode"
@@ -38,9 +39,13 @@ const (
 	KeyLengthMax = 255
 	// Retention is how long a key is kept at least.
 	Retention = 24 * time.Hour
-	// Lease is how long an in_progress record blocks retries before a retry
-	// may take it over. It exceeds the longest a request may run.
-	Lease = 60 * time.Second
+	// LeaseDefault is how long an in_progress record blocks retries before
+	// a retry may take it over, when the request sets no Lease. A service
+	// whose requests may run longer sets Request.Lease from its bounds
+	// (see LeaseFor).
+	LeaseDefault = 60 * time.Second
+	// LeaseMargin is what a lease adds to the longest a request may run.
+	LeaseMargin = 20 * time.Second
 	// PurgeBatchMax bounds one purge statement.
 	PurgeBatchMax = 1000
 )
@@ -63,6 +68,10 @@ type Request struct {
 	Method      string
 	Path        string
 	Now         func() time.Time
+	// Lease is how long the claim blocks a retry; zero means LeaseDefault.
+	// It must exceed the longest the request may run, or a retry could take
+	// over a live request's key.
+	Lease time.Duration
 
 	render  Renderer
 	claimed bool
@@ -87,6 +96,19 @@ func (r *Request) SetRenderer(f Renderer) { r.render = f }
 
 // Claimed reports whether a use case claimed the key.
 func (r *Request) Claimed() bool { return r.claimed }
+
+// LeaseFor returns the lease of requests that run at most runMax: runMax
+// plus LeaseMargin, and never less than LeaseDefault.
+func LeaseFor(runMax time.Duration) time.Duration {
+	return max(runMax+LeaseMargin, LeaseDefault)
+}
+
+func (r *Request) lease() time.Duration {
+	if r.Lease > 0 {
+		return r.Lease
+	}
+	return LeaseDefault
+}
 
 func (r *Request) now() time.Time {
 	if r.Now != nil {
@@ -194,7 +216,7 @@ func (r *Request) Claim(ctx context.Context, tx pgx.Tx) (*uuid.UUID, error) {
 	now := r.now()
 	tag, err := tx.Exec(ctx, `INSERT INTO idempotency_keys (tenant_id, key, fingerprint, method, path, status, locked_until, created_at)
 		VALUES ($1, $2, $3, $4, $5, 'in_progress', $6, $7) ON CONFLICT (tenant_id, key) DO NOTHING`,
-		r.TenantID, r.Key, r.Fingerprint[:], r.Method, r.Path, now.Add(Lease), now)
+		r.TenantID, r.Key, r.Fingerprint[:], r.Method, r.Path, now.Add(r.lease()), now)
 	if err != nil {
 		return nil, fmt.Errorf("claim idempotency key: %w", err)
 	}
@@ -218,7 +240,7 @@ func (r *Request) Claim(ctx context.Context, tx pgx.Tx) (*uuid.UUID, error) {
 		return nil, errInFlight
 	}
 	if _, err := tx.Exec(ctx, `UPDATE idempotency_keys SET locked_until = $3 WHERE tenant_id = $1 AND key = $2`,
-		r.TenantID, r.Key, now.Add(Lease)); err != nil {
+		r.TenantID, r.Key, now.Add(r.lease())); err != nil {
 		return nil, fmt.Errorf("take over idempotency key: %w", err)
 	}
 	r.claimed = true
@@ -243,12 +265,79 @@ func (r *Request) Complete(ctx context.Context, tx pgx.Tx, result any, resultErr
 	if err != nil {
 		return fmt.Errorf("render idempotent answer: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `UPDATE idempotency_keys SET status = 'completed', locked_until = NULL, response_status = $3, response_body = $4, completed_at = $5
-		WHERE tenant_id = $1 AND key = $2`, r.TenantID, r.Key, status, body, r.now()); err != nil {
+	if _, err := tx.Exec(ctx, completeSQL, r.TenantID, r.Key, status, body, r.now()); err != nil {
 		return fmt.Errorf("complete idempotency key: %w", err)
 	}
 	return nil
 }
+
+// claimManySQL claims every free key of a batch in one statement whose
+// text is the same for any number of keys (one prepared statement).
+const claimManySQL = `INSERT INTO idempotency_keys (tenant_id, key, fingerprint, method, path, status, locked_until, created_at, resource_id)
+SELECT u.tenant_id, u.key, u.fingerprint, u.method, u.path, 'in_progress', u.locked_until, u.created_at, u.resource_id
+FROM unnest($1::UUID[], $2::TEXT[], $3::BYTEA[], $4::TEXT[], $5::TEXT[], $6::TIMESTAMPTZ[], $7::TIMESTAMPTZ[], $8::UUID[])
+    AS u (tenant_id, key, fingerprint, method, path, locked_until, created_at, resource_id)
+ON CONFLICT (tenant_id, key) DO NOTHING
+RETURNING tenant_id, key`
+
+type tenantKey struct {
+	tenant uuid.UUID
+	key    string
+}
+
+// QueueClaims queues into b one statement that claims every key of reqs
+// that is still free, each with resources[i] as its recovery point: the
+// resource the request creates in the same transaction. After b ran,
+// Claimed reports which keys were taken; a key that already existed was
+// not, and its request goes through Claim to learn why.
+func QueueClaims(b *pgx.Batch, reqs []*Request, resources []uuid.UUID) {
+	if len(reqs) == 0 {
+		return
+	}
+	n := len(reqs)
+	tenants, keys, fps := make([]uuid.UUID, n), make([]string, n), make([][]byte, n)
+	methods, paths := make([]string, n), make([]string, n)
+	locked, created := make([]time.Time, n), make([]time.Time, n)
+	byKey := make(map[tenantKey]*Request, n)
+	for i, r := range reqs {
+		r.claimed = false
+		now := r.now()
+		tenants[i], keys[i], fps[i] = r.TenantID, r.Key, r.Fingerprint[:]
+		methods[i], paths[i] = r.Method, r.Path
+		locked[i], created[i] = now.Add(r.lease()), now
+		byKey[tenantKey{r.TenantID, r.Key}] = r
+	}
+	b.Queue(claimManySQL, tenants, keys, fps, methods, paths, locked, created, resources).Query(func(rows pgx.Rows) error {
+		var k tenantKey
+		_, err := pgx.ForEachRow(rows, []any{&k.tenant, &k.key}, func() error {
+			if r := byKey[k]; r != nil {
+				r.claimed = true
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("claim idempotency keys: %w", err)
+		}
+		return nil
+	})
+}
+
+// QueueComplete renders the final answer and queues its storage into b,
+// which must run in the use case's last transaction.
+func (r *Request) QueueComplete(b *pgx.Batch, result any, resultErr error) error {
+	if r.render == nil {
+		return errors.New("idempotency: no renderer set")
+	}
+	status, body, err := r.render(result, resultErr)
+	if err != nil {
+		return fmt.Errorf("render idempotent answer: %w", err)
+	}
+	b.Queue(completeSQL, r.TenantID, r.Key, status, body, r.now()).Exec(func(pgconn.CommandTag) error { return nil })
+	return nil
+}
+
+const completeSQL = `UPDATE idempotency_keys SET status = 'completed', locked_until = NULL, response_status = $3, response_body = $4, completed_at = $5
+		WHERE tenant_id = $1 AND key = $2`
 
 // Release ends the lease early when a request stops without an answer to
 // store (the processor was unreachable), so the client's retry resumes at

@@ -20,6 +20,7 @@ import (
 	"github.com/payments-api/payments/money"
 	"github.com/payments-api/payments/processor"
 	"github.com/payments-api/payments/sharding"
+	"github.com/payments-api/payments/txn"
 )
 
 // Limits on client input.
@@ -66,6 +67,8 @@ type Options struct {
 	Logger           *slog.Logger
 	ProcessorTimeout time.Duration
 	Livemode         bool
+	// Batch configures the group commit of the payment write path.
+	Batch txn.BatchOptions
 }
 
 // Service implements the payment and refund use cases.
@@ -76,6 +79,7 @@ type Service struct {
 	now     func() time.Time
 	log     *slog.Logger
 	timeout time.Duration
+	batch   batchers
 }
 
 // NewService returns the service.
@@ -94,8 +98,17 @@ func NewService(o Options) *Service {
 		p := o.Processor
 		procs = func(context.Context, string) (processor.Processor, error) { return p, nil }
 	}
-	return &Service{router: o.Router, procs: procs, cache: o.Cache, now: o.Now, log: o.Logger, timeout: o.ProcessorTimeout}
+	return &Service{router: o.Router, procs: procs, cache: o.Cache, now: o.Now, log: o.Logger, timeout: o.ProcessorTimeout,
+		batch: batchers{opts: o.Batch}}
 }
+
+// detachedSlack is how long the recording of an outcome may take after the
+// processor call's own timeout.
+const detachedSlack = 10 * time.Second
+
+// RequestDurationMax is the longest one request may run: its processor
+// call and the recording of the outcome. Idempotency leases must exceed it.
+func (s *Service) RequestDurationMax() time.Duration { return s.timeout + detachedSlack }
 
 // processorFor returns the tenant's processor.
 func (s *Service) processorFor(ctx context.Context, tenantID uuid.UUID) (processor.Processor, error) {
@@ -193,7 +206,7 @@ func (s *Service) shard(ctx context.Context, tenantID uuid.UUID) (*sharding.Shar
 // when the client goes away: once money may have moved, the outcome is
 // recorded whatever the caller does.
 func (s *Service) detached(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), s.timeout+10*time.Second)
+	return context.WithTimeout(context.WithoutCancel(ctx), s.RequestDurationMax())
 }
 
 func event(t events.Type, tenantID uuid.UUID, objectType string, objectID uuid.UUID, version int, data []byte, now time.Time) events.Event {
@@ -269,35 +282,15 @@ func (s *Service) Create(ctx context.Context, tenantID uuid.UUID, p CreateParams
 	if pay.Metadata == nil {
 		pay.Metadata = map[string]string{}
 	}
-	var resume *uuid.UUID
-	err = sh.Tx.Run(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		resume = nil
-		if idem != nil {
-			r, err := idem.Claim(ctx, tx)
-			if err != nil {
-				return err
-			}
-			if r != nil {
-				resume = r
-				return nil
-			}
-		}
-		if err := insertPayments(ctx, tx, &pay); err != nil {
-			return err
-		}
-		if err := events.Append(ctx, tx, paymentEvent(events.PaymentCreated, pay, now)); err != nil {
-			return err
-		}
-		if idem != nil {
-			return idem.SetResource(ctx, tx, pay.ID)
-		}
-		return nil
-	})
-	if err != nil {
+	u := &writeUnit{create: &pay, idem: idem}
+	if err := s.write(ctx, sh, u); err != nil {
 		return Payment{}, err
 	}
-	if resume != nil {
-		pay, err = getPayment(ctx, sh.Pool, tenantID, *resume)
+	if u.refused != nil {
+		return Payment{}, u.refused
+	}
+	if u.resume != nil {
+		pay, err = getPayment(ctx, sh.Pool, tenantID, *u.resume)
 		if err != nil {
 			return Payment{}, err
 		}
@@ -328,51 +321,15 @@ func (s *Service) finishOperation(ctx context.Context, sh *sharding.Shard, pay P
 			return pay, unavailable(&pay, callErr)
 		}
 	}
-	var out Payment
-	var resultErr error
-	err := sh.Tx.Run(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		cur, err := getPayment(ctx, tx, pay.TenantID, pay.ID)
-		if err != nil {
-			return err
-		}
-		now := s.now()
-		var evs []events.Event
-		var postings []ledger.Transaction
-		if cur.Operation != OpNone && cur.Operation == pay.Operation {
-			if callErr != nil {
-				evs, err = s.refuseOperation(&cur, callErr, now)
-			} else {
-				evs, postings, err = s.applyCharge(&cur, ch, now)
-			}
-			if err != nil {
-				return err
-			}
-			cur.Operation, cur.OperationStartedAt, cur.OperationAmount = OpNone, nil, nil
-			if err := updatePayment(ctx, tx, &cur, now); err != nil {
-				return err
-			}
-			for i := range evs {
-				evs[i].ObjectVersion, evs[i].Data = cur.Version, cur.snapshot()
-			}
-		}
-		if err := ledger.Post(ctx, tx, postings...); err != nil {
-			return err
-		}
-		if err := events.Append(ctx, tx, evs...); err != nil {
-			return err
-		}
-		out = cur
-		resultErr = resultOf(cur, pay.Operation, callErr)
-		if idem != nil && idem.Claimed() {
-			return idem.Complete(ctx, tx, out, resultErr)
-		}
-		return nil
-	})
-	if err != nil {
+	u := &writeUnit{outcome: &pay, ch: ch, callErr: callErr, idem: idem}
+	if err := s.write(ctx, sh, u); err != nil {
 		return pay, err
 	}
-	s.cachePut(ctx, out)
-	return out, resultErr
+	if u.refused != nil {
+		return pay, u.refused
+	}
+	s.cachePut(ctx, u.out)
+	return u.out, u.resultErr
 }
 
 // resultOf is the answer a finished operation gives its caller.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/payments-api/payments/errcode"
 	"github.com/payments-api/payments/ids"
@@ -66,13 +67,37 @@ func insertPayments(ctx context.Context, tx pgx.Tx, ps ...*Payment) error {
 	if len(ps) == 0 {
 		return nil
 	}
+	sql, args, err := insertPaymentsSQL(ps)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, sql, args...); err != nil {
+		return fmt.Errorf("insert payments: %w", err)
+	}
+	return nil
+}
+
+// queueInsertPayments queues the statement of insertPayments into b.
+func queueInsertPayments(b *pgx.Batch, ps []*Payment) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	sql, args, err := insertPaymentsSQL(ps)
+	if err != nil {
+		return err
+	}
+	b.Queue(sql, args...).Exec(func(pgconn.CommandTag) error { return nil })
+	return nil
+}
+
+func insertPaymentsSQL(ps []*Payment) (string, []any, error) {
 	var sb strings.Builder
 	sb.WriteString("INSERT INTO payments (" + paymentColumns + ") VALUES ")
 	args := make([]any, 0, len(ps)*paymentColumnCount)
 	for i, p := range ps {
 		a, err := paymentArgs(p)
 		if err != nil {
-			return err
+			return "", nil, err
 		}
 		if i > 0 {
 			sb.WriteString(", ")
@@ -87,39 +112,51 @@ func insertPayments(ctx context.Context, tx pgx.Tx, ps ...*Payment) error {
 		sb.WriteString(")")
 		args = append(args, a...)
 	}
-	if _, err := tx.Exec(ctx, sb.String(), args...); err != nil {
-		return fmt.Errorf("insert payments: %w", err)
-	}
-	return nil
+	return sb.String(), args, nil
 }
 
-// updatePayment writes every mutable column of p, guarded by the version
-// the caller read, and bumps the version.
-func updatePayment(ctx context.Context, tx pgx.Tx, p *Payment, now time.Time) error {
-	readVersion := p.Version
-	p.Version++
-	p.UpdatedAt = now
-	a, err := paymentArgs(p)
-	if err != nil {
-		return err
-	}
-	cols := strings.Split(paymentColumns, ",")
+// updatePaymentSQL is the UPDATE of every mutable column, guarded by the
+// version the writer read; it is built once.
+var updatePaymentSQL = func() string {
 	var sets []string
-	for i, c := range cols {
+	for i, c := range strings.Split(paymentColumns, ",") {
 		c = strings.TrimSpace(c)
 		if c == "tenant_id" || c == "id" {
 			continue
 		}
 		sets = append(sets, fmt.Sprintf("%s = $%d", c, i+1))
 	}
-	a = append(a, readVersion)
-	tag, err := tx.Exec(ctx, "UPDATE payments SET "+strings.Join(sets, ", ")+
-		fmt.Sprintf(" WHERE tenant_id = $1 AND id = $2 AND version = $%d", len(a)), a...)
+	return "UPDATE payments SET " + strings.Join(sets, ", ") +
+		fmt.Sprintf(" WHERE tenant_id = $1 AND id = $2 AND version = $%d", paymentColumnCount+1)
+}()
+
+// bumpVersion advances p to the version its update writes and returns the
+// arguments of updatePaymentSQL, guarded by the version p had.
+func bumpVersion(p *Payment, now time.Time) ([]any, error) {
+	readVersion := p.Version
+	p.Version++
+	p.UpdatedAt = now
+	a, err := paymentArgs(p)
+	if err != nil {
+		p.Version--
+		return nil, err
+	}
+	return append(a, readVersion), nil
+}
+
+// updatePayment writes every mutable column of p, guarded by the version
+// the caller read, and bumps the version.
+func updatePayment(ctx context.Context, tx pgx.Tx, p *Payment, now time.Time) error {
+	a, err := bumpVersion(p, now)
+	if err != nil {
+		return err
+	}
+	tag, err := tx.Exec(ctx, updatePaymentSQL, a...)
 	if err != nil {
 		return fmt.Errorf("update payment: %w", err)
 	}
 	if tag.RowsAffected() != 1 {
-		return fmt.Errorf("update payment %s: version %d is no longer current", p.PublicID(), readVersion)
+		return fmt.Errorf("update payment %s: version %d is no longer current", p.PublicID(), p.Version-1)
 	}
 	return nil
 }

@@ -24,8 +24,12 @@ const (
 // back to the pool clean instead of being closed.
 const rollbackTimeoutMax = 5 * time.Second
 
-// serializable is the only isolation level Run uses.
-var serializable = pgx.TxOptions{IsoLevel: pgx.Serializable}
+// The isolation levels: Run uses SERIALIZABLE; RunReadCommitted, for work
+// that a fencing token or version guard already makes safe, READ COMMITTED.
+var (
+	serializable  = pgx.TxOptions{IsoLevel: pgx.Serializable}
+	readCommitted = pgx.TxOptions{IsoLevel: pgx.ReadCommitted}
+)
 
 // Options configures a Runner. The zero value is usable.
 type Options struct {
@@ -127,12 +131,27 @@ func (r *Runner) Engine() Engine { return r.engine }
 //   - a wrapped error when BEGIN fails or the server rejects the COMMIT
 //     with a non-retryable error (nothing committed).
 func (r *Runner) Run(ctx context.Context, fn func(ctx context.Context, tx pgx.Tx) error) error {
+	return r.run(ctx, serializable, fn)
+}
+
+// RunReadCommitted is Run at READ COMMITTED, with the same retries and the
+// same answers. It is for background work whose every write is guarded by
+// a condition the statement itself re-checks (a fencing token, a version,
+// "still undispatched"), so that it never takes SERIALIZABLE predicate
+// locks on the index pages every payment writes, and never becomes the
+// pivot that aborts a payment. On CockroachDB without read committed
+// enabled the engine runs it as SERIALIZABLE, which is stronger.
+func (r *Runner) RunReadCommitted(ctx context.Context, fn func(ctx context.Context, tx pgx.Tx) error) error {
+	return r.run(ctx, readCommitted, fn)
+}
+
+func (r *Runner) run(ctx context.Context, iso pgx.TxOptions, fn func(ctx context.Context, tx pgx.Tx) error) error {
 	var last error
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return r.canceled(attempt-1, err, last)
 		}
-		v, err := r.attempt(ctx, attempt, fn)
+		v, err := r.attempt(ctx, iso, attempt, fn)
 		switch v {
 		case attemptCommitted:
 			r.opts.Metrics.finish(r.opts.Name, OutcomeCommitted, attempt)
@@ -173,8 +192,8 @@ const (
 )
 
 // attempt runs one whole transaction: BEGIN, fn, COMMIT.
-func (r *Runner) attempt(ctx context.Context, attempt int, fn func(ctx context.Context, tx pgx.Tx) error) (attemptVerdict, error) {
-	tx, err := r.pool.BeginTx(ctx, serializable)
+func (r *Runner) attempt(ctx context.Context, iso pgx.TxOptions, attempt int, fn func(ctx context.Context, tx pgx.Tx) error) (attemptVerdict, error) {
+	tx, err := r.pool.BeginTx(ctx, iso)
 	if err != nil {
 		err = fmt.Errorf("txn: shard %s: begin: %w", r.opts.Name, err)
 		if IsRetryable(err) {

@@ -9,14 +9,16 @@
 // they never read endpoints. A worker's fan-out takes a bounded batch of
 // events whose dispatched_at is NULL, inserts one delivery per enabled
 // endpoint of the tenant that subscribes to the event's type and existed
-// when the event happened, and marks the events dispatched, in one
-// serializable transaction. UNIQUE (tenant_id, event_id, endpoint_id) with
-// ON CONFLICT DO NOTHING keeps concurrent fan-outs from duplicating.
+// when the event happened, and marks the events dispatched, in one READ
+// COMMITTED transaction. UNIQUE (tenant_id, event_id, endpoint_id) with
+// ON CONFLICT DO NOTHING keeps concurrent fan-outs from duplicating, and
+// the weaker level keeps the scan of undispatched events from taking the
+// predicate locks that made it a pivot of payment transactions.
 //
 // # Claiming with fencing tokens
 //
-// Workers share the deliveries table as a queue. A claim is one short
-// serializable transaction that sets lease_owner and lease_expires_at on a
+// Workers share the deliveries table as a queue. A claim is one short READ
+// COMMITTED transaction (its UPDATE re-checks that the row is still due) that sets lease_owner and lease_expires_at on a
 // batch of due rows and increments their lease_version. The request is sent
 // outside any transaction (DESIGN.md rule 3). The outcome is recorded by an
 // UPDATE that names the lease_version the worker claimed: a worker that was

@@ -153,7 +153,7 @@ func (w *Worker) Owner() string { return w.opts.Owner }
 // event goes to every enabled endpoint of its tenant that subscribes to its
 // type and existed when the event happened. Concurrent fan-outs are safe:
 // the unique key on (tenant, event, endpoint) and ON CONFLICT DO NOTHING
-// keep one delivery per pair, and serializable transactions retry. It
+// keep one delivery per pair at READ COMMITTED. It
 // answers how many events it dispatched.
 func (w *Worker) Fanout(ctx context.Context, sh *sharding.Shard) (int, error) {
 	type ev struct {
@@ -167,7 +167,11 @@ func (w *Worker) Fanout(ctx context.Context, sh *sharding.Shard) (int, error) {
 		created time.Time
 	}
 	var dispatched int
-	err := sh.Tx.Run(ctx, func(ctx context.Context, tx pgx.Tx) error {
+	// READ COMMITTED: every write re-checks its own guard (ON CONFLICT on
+	// the delivery key, "dispatched_at IS NULL" on the events), so two
+	// fan-outs never make two deliveries, and the scan of undispatched
+	// events takes no predicate locks on the pages payments insert into.
+	err := sh.Tx.RunReadCommitted(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		dispatched = 0
 		now := w.opts.Now()
 		rows, err := tx.Query(ctx, `SELECT tenant_id, id, type, created_at FROM events WHERE dispatched_at IS NULL ORDER BY created_at LIMIT $1`, FanoutBatchMax)
@@ -284,7 +288,7 @@ type Job struct {
 	Body []byte
 }
 
-// Claim leases up to n due deliveries of one shard in a short serializable
+// Claim leases up to n due deliveries of one shard in a short READ COMMITTED
 // transaction: each claim sets the owner and the lease expiry, increments
 // lease_version (the fencing token) and counts the attempt. A delivery
 // whose lease expired (its worker died or stalled) is due again. It then
@@ -294,7 +298,11 @@ func (w *Worker) Claim(ctx context.Context, sh *sharding.Shard, n int) ([]Job, e
 		return nil, nil
 	}
 	var jobs []Job
-	err := sh.Tx.Run(ctx, func(ctx context.Context, tx pgx.Tx) error {
+	// READ COMMITTED: the outer WHERE repeats the due condition, and the
+	// engine re-checks it on the newest row version after waiting for a
+	// concurrent claimer, so a delivery is leased once; the lease version
+	// fences the outcome in any case.
+	err := sh.Tx.RunReadCommitted(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		now := w.opts.Now()
 		rows, err := tx.Query(ctx, `UPDATE webhook_deliveries
 			SET lease_owner = $1, lease_expires_at = $2, lease_version = lease_version + 1, attempts = attempts + 1, updated_at = $3
@@ -302,6 +310,7 @@ func (w *Worker) Claim(ctx context.Context, sh *sharding.Shard, n int) ([]Job, e
 				SELECT tenant_id, id FROM webhook_deliveries
 				WHERE status = 'pending' AND next_attempt_at <= $3 AND (lease_expires_at IS NULL OR lease_expires_at <= $3)
 				ORDER BY next_attempt_at LIMIT $4)
+			AND status = 'pending' AND next_attempt_at <= $3 AND (lease_expires_at IS NULL OR lease_expires_at <= $3)
 			RETURNING tenant_id, id, event_id, endpoint_id, attempts, started_at, lease_version`,
 			w.opts.Owner, now.Add(w.opts.Lease), now, n)
 		if err != nil {
@@ -490,7 +499,9 @@ func (w *Worker) Record(ctx context.Context, j Job, res Result) error {
 		errText = &res.Error
 	}
 	disabled := false
-	err := j.Shard.Tx.Run(ctx, func(ctx context.Context, tx pgx.Tx) error {
+	// READ COMMITTED: the lease version fences the delivery's row, and the
+	// endpoint's health updates re-check their own conditions.
+	err := j.Shard.Tx.RunReadCommitted(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		disabled = false
 		tag, err := tx.Exec(ctx, `UPDATE webhook_deliveries SET status = $4, next_attempt_at = $5, lease_owner = NULL, lease_expires_at = NULL,
 			last_status_code = $6, last_error = $7, completed_at = $8, updated_at = $9

@@ -1,0 +1,258 @@
+package payments
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/payments-api/payments/errcode"
+	"github.com/payments-api/payments/events"
+	"github.com/payments-api/payments/idempotency"
+	"github.com/payments-api/payments/ledger"
+	"github.com/payments-api/payments/processor"
+	"github.com/payments-api/payments/sharding"
+	"github.com/payments-api/payments/txn"
+)
+
+// writeUnit is one step of the payment write path. The shard's batcher
+// commits it together with concurrent units in one SERIALIZABLE
+// transaction (group commit), and answers it only after that COMMIT.
+type writeUnit struct {
+	// create, when set, records a new payment with its payment.created
+	// event, and claims idem with the payment as its recovery point.
+	create *Payment
+	// outcome, when set, records the end of the payment's started
+	// operation: the processor's charge ch, or its refusal callErr. Its
+	// Version guards the update; a payment that moved on meanwhile is read
+	// again and the outcome applied to what is stored.
+	outcome *Payment
+	ch      processor.Charge
+	callErr error
+	idem    *idempotency.Request
+
+	// Results, set on every run of applyUnits (a retried transaction runs
+	// it again).
+	refused   error      // the unit's own refusal: nothing of it was written
+	resume    *uuid.UUID // create: the payment an earlier attempt with idem created
+	out       Payment    // outcome: the payment as stored
+	resultErr error      // outcome: the answer of the operation
+}
+
+// batchers holds one batcher per shard, made on first use.
+type batchers struct {
+	mu   sync.Mutex
+	opts txn.BatchOptions
+	m    map[*sharding.Shard]*txn.Batcher[*writeUnit]
+}
+
+// write commits u through its shard's batcher.
+func (s *Service) write(ctx context.Context, sh *sharding.Shard, u *writeUnit) error {
+	b, err := s.batcherFor(sh)
+	if err != nil {
+		return err
+	}
+	return b.Do(ctx, u)
+}
+
+func (s *Service) batcherFor(sh *sharding.Shard) (*txn.Batcher[*writeUnit], error) {
+	s.batch.mu.Lock()
+	defer s.batch.mu.Unlock()
+	if b := s.batch.m[sh]; b != nil {
+		return b, nil
+	}
+	b, err := txn.NewBatcher(sh.Tx, s.batch.opts, s.applyUnits)
+	if err != nil {
+		return nil, fmt.Errorf("batcher of shard %s: %w", sh.Name, err)
+	}
+	if s.batch.m == nil {
+		s.batch.m = map[*sharding.Shard]*txn.Batcher[*writeUnit]{}
+	}
+	s.batch.m[sh] = b
+	return b, nil
+}
+
+// Close stops the batchers after their running batches committed.
+func (s *Service) Close() {
+	s.batch.mu.Lock()
+	defer s.batch.mu.Unlock()
+	for _, b := range s.batch.m {
+		b.Close()
+	}
+	s.batch.m = nil
+}
+
+// applyUnits writes a batch in a few round trips, whatever its size: the
+// idempotency claims and the guarded payment updates in the first, the
+// payment inserts, events and stored answers in the second, the ledger
+// postings in the two of ledger.Post. A unit whose fast path does not
+// apply (a key that exists, a payment that moved on) takes its own slow
+// path in between, in the same transaction.
+func (s *Service) applyUnits(ctx context.Context, tx pgx.Tx, units []*writeUnit) error {
+	now := s.now()
+	first := &pgx.Batch{}
+	var claimReqs []*idempotency.Request
+	var claimIDs []uuid.UUID
+	guarded := make([]bool, len(units))
+	var evs []events.Event
+	var postings []ledger.Transaction
+	type answer struct {
+		u   *writeUnit
+		err error
+	}
+	var answers []answer
+	for i, u := range units {
+		u.refused, u.resume, u.out, u.resultErr = nil, nil, Payment{}, nil
+		switch {
+		case u.create != nil && u.idem != nil:
+			claimReqs = append(claimReqs, u.idem)
+			claimIDs = append(claimIDs, u.create.ID)
+		case u.outcome != nil && u.outcome.Operation != OpNone:
+			cur := *u.outcome
+			uevs, upost, err := s.transition(&cur, u.ch, u.callErr, now)
+			if err != nil {
+				u.refused = err
+				continue
+			}
+			args, err := bumpVersion(&cur, now)
+			if err != nil {
+				u.refused = err
+				continue
+			}
+			for j := range uevs {
+				uevs[j].ObjectVersion, uevs[j].Data = cur.Version, cur.snapshot()
+			}
+			u.out = cur
+			first.Queue(updatePaymentSQL, args...).Exec(func(ct pgconn.CommandTag) error {
+				guarded[i] = ct.RowsAffected() == 1
+				return nil
+			})
+			evs = append(evs, uevs...)
+			postings = append(postings, upost...)
+		}
+	}
+	idempotency.QueueClaims(first, claimReqs, claimIDs)
+	if first.Len() > 0 {
+		if err := tx.SendBatch(ctx, first).Close(); err != nil {
+			return fmt.Errorf("write batch: %w", err)
+		}
+	}
+
+	second := &pgx.Batch{}
+	var inserts []*Payment
+	for i, u := range units {
+		if u.refused != nil {
+			continue
+		}
+		switch {
+		case u.create != nil:
+			if u.idem != nil && !u.idem.Claimed() {
+				// The key exists: replayed, reused, in flight, or taken
+				// over from an attempt whose lease expired.
+				r, err := u.idem.Claim(ctx, tx)
+				if err != nil {
+					if errcode.As(err) == nil {
+						return err
+					}
+					u.refused = err
+					continue
+				}
+				if r != nil {
+					u.resume = r
+					continue
+				}
+				if err := u.idem.SetResource(ctx, tx, u.create.ID); err != nil {
+					return err
+				}
+			}
+			inserts = append(inserts, u.create)
+			evs = append(evs, paymentEvent(events.PaymentCreated, *u.create, u.create.CreatedAt))
+		case u.outcome != nil:
+			if u.outcome.Operation == OpNone || !guarded[i] {
+				if err := s.recordOutcome(ctx, tx, u, now); err != nil {
+					return err
+				}
+				continue
+			}
+			u.resultErr = resultOf(u.out, u.outcome.Operation, u.callErr)
+			if u.idem != nil && u.idem.Claimed() {
+				answers = append(answers, answer{u, u.resultErr})
+			}
+		}
+	}
+	if err := queueInsertPayments(second, inserts); err != nil {
+		return err
+	}
+	events.QueueAppend(second, evs...)
+	for _, a := range answers {
+		if err := a.u.idem.QueueComplete(second, a.u.out, a.err); err != nil {
+			return err
+		}
+	}
+	if second.Len() > 0 {
+		if err := tx.SendBatch(ctx, second).Close(); err != nil {
+			return fmt.Errorf("write batch: %w", err)
+		}
+	}
+	return ledger.Post(ctx, tx, postings...)
+}
+
+// transition applies the processor's answer to the started operation of
+// p and ends the operation. It returns the events (whose snapshots the
+// caller sets after the version bump) and the ledger postings.
+func (s *Service) transition(p *Payment, ch processor.Charge, callErr error, now time.Time) ([]events.Event, []ledger.Transaction, error) {
+	var evs []events.Event
+	var postings []ledger.Transaction
+	var err error
+	if callErr != nil {
+		evs, err = s.refuseOperation(p, callErr, now)
+	} else {
+		evs, postings, err = s.applyCharge(p, ch, now)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	p.Operation, p.OperationStartedAt, p.OperationAmount = OpNone, nil, nil
+	return evs, postings, nil
+}
+
+// recordOutcome is the slow path of an outcome: it reads the payment as
+// stored and applies the outcome only if the same operation is still
+// started (a reconciler may have finished it meanwhile).
+func (s *Service) recordOutcome(ctx context.Context, tx pgx.Tx, u *writeUnit, now time.Time) error {
+	cur, err := getPayment(ctx, tx, u.outcome.TenantID, u.outcome.ID)
+	if err != nil {
+		return err
+	}
+	var evs []events.Event
+	var postings []ledger.Transaction
+	if cur.Operation != OpNone && cur.Operation == u.outcome.Operation {
+		evs, postings, err = s.transition(&cur, u.ch, u.callErr, now)
+		if err != nil {
+			u.refused = err
+			return nil
+		}
+		if err := updatePayment(ctx, tx, &cur, now); err != nil {
+			return err
+		}
+		for i := range evs {
+			evs[i].ObjectVersion, evs[i].Data = cur.Version, cur.snapshot()
+		}
+	}
+	if err := ledger.Post(ctx, tx, postings...); err != nil {
+		return err
+	}
+	if err := events.Append(ctx, tx, evs...); err != nil {
+		return err
+	}
+	u.out = cur
+	u.resultErr = resultOf(cur, u.outcome.Operation, u.callErr)
+	if u.idem != nil && u.idem.Claimed() {
+		return u.idem.Complete(ctx, tx, u.out, u.resultErr)
+	}
+	return nil
+}

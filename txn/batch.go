@@ -1,0 +1,278 @@
+package txn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Defaults of BatchOptions.
+const (
+	BatchSizeMaxDefault     = 64
+	BatchDelayMaxDefault    = 2 * time.Millisecond
+	BatchInflightMaxDefault = 2
+	BatchQueueMaxDefault    = 4096
+	// BatchTimeoutDefault bounds one batch's transaction, retries included.
+	BatchTimeoutDefault = 15 * time.Second
+)
+
+// ErrBatcherClosed answers Do after Close.
+var ErrBatcherClosed = errors.New("txn: batcher closed")
+
+// BatchOptions configures a Batcher. The zero value is usable.
+type BatchOptions struct {
+	// SizeMax closes a batch at this many units.
+	SizeMax int
+	// DelayMax closes a batch this long after its first unit arrived,
+	// when another batch is still committing; with none in flight a batch
+	// is sent as soon as the queue is empty, so a lone request waits for
+	// nothing.
+	DelayMax time.Duration
+	// InflightMax bounds the batch transactions of one Batcher that run at
+	// once. Few concurrent transactions means few serialization conflicts.
+	InflightMax int
+	// QueueMax bounds the units waiting for a batch; Do blocks beyond it.
+	QueueMax int
+	// Timeout bounds one batch's transaction, its retries included.
+	Timeout time.Duration
+	// Metrics receives the batch sizes; nil records nothing.
+	Metrics *BatchMetrics
+}
+
+func (o BatchOptions) withDefaults() (BatchOptions, error) {
+	if o.SizeMax == 0 {
+		o.SizeMax = BatchSizeMaxDefault
+	}
+	if o.DelayMax == 0 {
+		o.DelayMax = BatchDelayMaxDefault
+	}
+	if o.InflightMax == 0 {
+		o.InflightMax = BatchInflightMaxDefault
+	}
+	if o.QueueMax == 0 {
+		o.QueueMax = BatchQueueMaxDefault
+	}
+	if o.Timeout == 0 {
+		o.Timeout = BatchTimeoutDefault
+	}
+	switch {
+	case o.SizeMax < 1 || o.SizeMax > 1024:
+		return o, fmt.Errorf("batch SizeMax %d: use 1 to 1024", o.SizeMax)
+	case o.DelayMax < 0 || o.DelayMax > time.Second:
+		return o, fmt.Errorf("batch DelayMax %v: use 0 to 1s", o.DelayMax)
+	case o.InflightMax < 1 || o.InflightMax > 64:
+		return o, fmt.Errorf("batch InflightMax %d: use 1 to 64", o.InflightMax)
+	case o.QueueMax < 1:
+		return o, fmt.Errorf("batch QueueMax %d: use a positive bound", o.QueueMax)
+	case o.Timeout < 0:
+		return o, fmt.Errorf("batch Timeout %v must not be negative", o.Timeout)
+	}
+	return o, nil
+}
+
+// Batcher combines concurrent units of work into shared SERIALIZABLE
+// transactions (group commit). Do hands it one unit and returns after the
+// transaction that carried the unit committed, or with the reason it did
+// not. apply writes a whole batch, with multi-row statements or pipelined
+// batches, and reports each unit's own result inside the unit: it is
+// called again from scratch when the transaction is retried, so it must
+// set every unit's outputs on every call.
+//
+// When apply (or the COMMIT) fails with an error that is not retryable, a
+// unit broke a constraint or a check: the batch is split in halves and each
+// half runs in its own transaction, down to the one unit that fails, which
+// alone gets the error. An ambiguous COMMIT (ErrAmbiguousCommit) answers
+// every unit of that batch with that error, never with success.
+type Batcher[U any] struct {
+	runner *Runner
+	apply  func(ctx context.Context, tx pgx.Tx, units []U) error
+	opts   BatchOptions
+	queue  chan *batchItem[U]
+	slots  chan struct{}
+	stop   chan struct{}
+	once   sync.Once
+	wg     sync.WaitGroup
+}
+
+type batchItem[U any] struct {
+	unit U
+	done chan error
+}
+
+// NewBatcher returns a Batcher that commits through runner. Call Close to
+// stop it.
+func NewBatcher[U any](runner *Runner, opts BatchOptions, apply func(ctx context.Context, tx pgx.Tx, units []U) error) (*Batcher[U], error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("txn: new batcher: %w", err)
+	}
+	b := &Batcher[U]{
+		runner: runner, apply: apply, opts: opts,
+		queue: make(chan *batchItem[U], opts.QueueMax),
+		slots: make(chan struct{}, opts.InflightMax),
+		stop:  make(chan struct{}),
+	}
+	b.wg.Add(1)
+	go b.dispatch()
+	return b, nil
+}
+
+// Do runs u in the next batch and waits for its transaction. Once u is
+// queued, Do waits for the batch even when ctx ends, so that its answer is
+// always the truth about u: nil only after COMMIT succeeded.
+func (b *Batcher[U]) Do(ctx context.Context, u U) error {
+	it := &batchItem[U]{unit: u, done: make(chan error, 1)}
+	select {
+	case b.queue <- it:
+	case <-ctx.Done():
+		return fmt.Errorf("txn: shard %s: not queued: %w", b.runner.opts.Name, ctx.Err())
+	case <-b.stop:
+		return ErrBatcherClosed
+	}
+	return <-it.done
+}
+
+// Close stops taking units, lets the running batches finish, and answers
+// every unit still queued with ErrBatcherClosed.
+func (b *Batcher[U]) Close() {
+	b.once.Do(func() { close(b.stop) })
+	b.wg.Wait()
+	for {
+		select {
+		case it := <-b.queue:
+			it.done <- ErrBatcherClosed
+		default:
+			return
+		}
+	}
+}
+
+func (b *Batcher[U]) dispatch() {
+	defer b.wg.Done()
+	for {
+		select {
+		case b.slots <- struct{}{}:
+		case <-b.stop:
+			return
+		}
+		var first *batchItem[U]
+		select {
+		case first = <-b.queue:
+		case <-b.stop:
+			<-b.slots
+			return
+		}
+		items := b.collect(first)
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			defer func() { <-b.slots }()
+			b.commit(items)
+		}()
+	}
+}
+
+// collect fills a batch after its first unit: whatever is queued, and,
+// while another batch is committing, what arrives within DelayMax.
+func (b *Batcher[U]) collect(first *batchItem[U]) []*batchItem[U] {
+	items := []*batchItem[U]{first}
+	var timer <-chan time.Time
+	for len(items) < b.opts.SizeMax {
+		select {
+		case it := <-b.queue:
+			items = append(items, it)
+			continue
+		default:
+		}
+		if len(b.slots) <= 1 || b.opts.DelayMax == 0 {
+			return items // nothing else in flight: send now
+		}
+		if timer == nil {
+			t := time.NewTimer(b.opts.DelayMax)
+			defer t.Stop()
+			timer = t.C
+		}
+		select {
+		case it := <-b.queue:
+			items = append(items, it)
+		case <-timer:
+			return items
+		case <-b.stop:
+			return items
+		}
+	}
+	return items
+}
+
+// commit runs one batch and answers its units, splitting it when a unit's
+// own error failed the transaction.
+func (b *Batcher[U]) commit(items []*batchItem[U]) {
+	ctx, cancel := context.WithTimeout(context.Background(), b.opts.Timeout)
+	defer cancel()
+	units := make([]U, len(items))
+	for i, it := range items {
+		units[i] = it.unit
+	}
+	b.opts.Metrics.observe(b.runner.opts.Name, len(units))
+	err := b.runner.Run(ctx, func(ctx context.Context, tx pgx.Tx) error { return b.apply(ctx, tx, units) })
+	if err == nil || len(items) == 1 || !b.unitFault(err) {
+		for _, it := range items {
+			it.done <- err
+		}
+		return
+	}
+	b.opts.Metrics.split(b.runner.opts.Name)
+	half := len(items) / 2
+	b.commit(items[:half])
+	b.commit(items[half:])
+}
+
+// unitFault reports whether err may be one unit's doing, so that splitting
+// the batch isolates it. An ambiguous commit, exhausted attempts or an
+// ended context say nothing about any unit, and a retry of part of the
+// batch could double what may have committed.
+func (b *Batcher[U]) unitFault(err error) bool {
+	return !errors.Is(err, ErrAmbiguousCommit) && !errors.Is(err, ErrAttemptsExhausted) &&
+		!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+}
+
+// BatchMetrics counts batches; register it once per process.
+type BatchMetrics struct {
+	size   *prometheus.HistogramVec
+	splits *prometheus.CounterVec
+}
+
+// NewBatchMetrics registers payments_txn_batch_units and
+// payments_txn_batch_splits_total with reg.
+func NewBatchMetrics(reg prometheus.Registerer) *BatchMetrics {
+	m := &BatchMetrics{
+		size: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "payments_txn_batch_units",
+			Help:    "Units of work per group-commit transaction, by shard.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+		}, []string{"shard"}),
+		splits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payments_txn_batch_splits_total",
+			Help: "Batches split in halves to isolate a failing unit, by shard.",
+		}, []string{"shard"}),
+	}
+	reg.MustRegister(m.size, m.splits)
+	return m
+}
+
+func (m *BatchMetrics) observe(shard string, n int) {
+	if m != nil {
+		m.size.WithLabelValues(shard).Observe(float64(n))
+	}
+}
+
+func (m *BatchMetrics) split(shard string) {
+	if m != nil {
+		m.splits.WithLabelValues(shard).Inc()
+	}
+}
