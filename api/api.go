@@ -68,6 +68,10 @@ type Config struct {
 	Logger         *slog.Logger
 	// Registry receives the edge's metrics and is served at /metrics.
 	Registry *prometheus.Registry
+	// IdempotencyLease is how long a request's claim of its
+	// Idempotency-Key blocks retries; zero means idempotency.LeaseDefault.
+	// It must exceed the longest a request may run.
+	IdempotencyLease time.Duration
 }
 
 // Server is the assembled HTTP handler and its API description.

@@ -68,7 +68,7 @@ func (s *Server) guardWrite(ctx huma.Context, p tenancy.Principal) huma.Context 
 	path := ctx.URL().Path
 	req := &idempotency.Request{
 		TenantID: p.TenantID, Key: key, Method: ctx.Method(), Path: path,
-		Fingerprint: idempotency.Fingerprint(ctx.Method(), path, body),
+		Fingerprint: idempotency.Fingerprint(ctx.Method(), path, body), Lease: s.cfg.IdempotencyLease,
 	}
 	stored, err := req.Check(rctx, p.Shard.Pool)
 	if err != nil {

@@ -34,6 +34,11 @@ type writeUnit struct {
 	ch      processor.Charge
 	callErr error
 	idem    *idempotency.Request
+	// fn, when set, is a use case's own transaction body (capture and
+	// cancel intents, refund steps, processor notifications). It runs in
+	// the batch inside a savepoint of its own, so that its error undoes
+	// its writes alone; a retryable error retries the whole batch.
+	fn func(ctx context.Context, tx pgx.Tx) error
 
 	// Results, set on every run of applyUnits (a retried transaction runs
 	// it again).
@@ -76,6 +81,16 @@ func (s *Service) batcherFor(sh *sharding.Shard) (*txn.Batcher[*writeUnit], erro
 	return b, nil
 }
 
+// run commits fn through the shard's batcher, as its own unit, and returns
+// fn's error or the batch's.
+func (s *Service) run(ctx context.Context, sh *sharding.Shard, fn func(ctx context.Context, tx pgx.Tx) error) error {
+	u := &writeUnit{fn: fn}
+	if err := s.write(ctx, sh, u); err != nil {
+		return err
+	}
+	return u.refused
+}
+
 // Close stops the batchers after their running batches committed.
 func (s *Service) Close() {
 	s.batch.mu.Lock()
@@ -105,8 +120,16 @@ func (s *Service) applyUnits(ctx context.Context, tx pgx.Tx, units []*writeUnit)
 		err error
 	}
 	var answers []answer
-	for i, u := range units {
+	for _, u := range units {
 		u.refused, u.resume, u.out, u.resultErr = nil, nil, Payment{}, nil
+		if u.fn == nil {
+			continue
+		}
+		if err := runIsolated(ctx, tx, u); err != nil {
+			return err
+		}
+	}
+	for i, u := range units {
 		switch {
 		case u.create != nil && u.idem != nil:
 			claimReqs = append(claimReqs, u.idem)
@@ -199,6 +222,31 @@ func (s *Service) applyUnits(ctx context.Context, tx pgx.Tx, units []*writeUnit)
 		}
 	}
 	return ledger.Post(ctx, tx, postings...)
+}
+
+// runIsolated runs u.fn inside a savepoint: an error of fn rolls back to
+// it and becomes u's refusal, leaving the batch's other writes in place. A
+// retryable error (a serialization failure) is returned, to retry the
+// whole batch.
+func runIsolated(ctx context.Context, tx pgx.Tx, u *writeUnit) error {
+	sub, err := tx.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("savepoint: %w", err)
+	}
+	if err := u.fn(ctx, sub); err != nil {
+		if txn.IsRetryable(err) {
+			return err
+		}
+		if rerr := sub.Rollback(ctx); rerr != nil {
+			return fmt.Errorf("rollback to savepoint: %w", rerr)
+		}
+		u.refused = err
+		return nil
+	}
+	if err := sub.Commit(ctx); err != nil {
+		return fmt.Errorf("release savepoint: %w", err)
+	}
+	return nil
 }
 
 // transition applies the processor's answer to the started operation of

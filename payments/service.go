@@ -102,13 +102,13 @@ func NewService(o Options) *Service {
 		batch: batchers{opts: o.Batch}}
 }
 
-// detachedSlack is how long the recording of an outcome may take after the
+// DetachedSlack is how long the recording of an outcome may take after the
 // processor call's own timeout.
-const detachedSlack = 10 * time.Second
+const DetachedSlack = 10 * time.Second
 
 // RequestDurationMax is the longest one request may run: its processor
 // call and the recording of the outcome. Idempotency leases must exceed it.
-func (s *Service) RequestDurationMax() time.Duration { return s.timeout + detachedSlack }
+func (s *Service) RequestDurationMax() time.Duration { return s.timeout + DetachedSlack }
 
 // processorFor returns the tenant's processor.
 func (s *Service) processorFor(ctx context.Context, tenantID uuid.UUID) (processor.Processor, error) {
@@ -524,7 +524,7 @@ func (s *Service) startOperation(ctx context.Context, tenantID, id uuid.UUID, op
 	idem := idempotency.From(ctx)
 	var pay Payment
 	var resumed bool
-	err = sh.Tx.Run(ctx, func(ctx context.Context, tx pgx.Tx) error {
+	err = s.run(ctx, sh, func(ctx context.Context, tx pgx.Tx) error {
 		resumed = false
 		if idem != nil {
 			r, err := idem.Claim(ctx, tx)
@@ -636,7 +636,7 @@ func (s *Service) ApplyUpdate(ctx context.Context, u processor.Update) error {
 	}
 	var out Payment
 	var changed, deferred bool
-	err = sh.Tx.Run(ctx, func(ctx context.Context, tx pgx.Tx) error {
+	err = s.run(ctx, sh, func(ctx context.Context, tx pgx.Tx) error {
 		changed, deferred = false, false
 		cur, err := getPayment(ctx, tx, tenantID, id)
 		if err != nil {

@@ -15,7 +15,7 @@ import (
 const (
 	BatchSizeMaxDefault     = 64
 	BatchDelayMaxDefault    = 2 * time.Millisecond
-	BatchInflightMaxDefault = 2
+	BatchInflightMaxDefault = 1
 	BatchQueueMaxDefault    = 4096
 	// BatchTimeoutDefault bounds one batch's transaction, retries included.
 	BatchTimeoutDefault = 15 * time.Second
@@ -34,7 +34,11 @@ type BatchOptions struct {
 	// nothing.
 	DelayMax time.Duration
 	// InflightMax bounds the batch transactions of one Batcher that run at
-	// once. Few concurrent transactions means few serialization conflicts.
+	// once. One means a shard's payment writes never run concurrently, so
+	// they never conflict: PostgreSQL's predicate locks are page-grained,
+	// and the newest pages of every payment index are where every batch
+	// reads and writes. More overlaps a commit's fsync with the next
+	// batch, at the price of conflicts.
 	InflightMax int
 	// QueueMax bounds the units waiting for a batch; Do blocks beyond it.
 	QueueMax int

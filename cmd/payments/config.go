@@ -12,7 +12,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/payments-api/payments/idempotency"
+	"github.com/payments-api/payments/payments"
 	"github.com/payments-api/payments/sharding"
+	"github.com/payments-api/payments/txn"
 	"github.com/payments-api/payments/webhooks"
 )
 
@@ -34,8 +37,12 @@ type config struct {
 	ReconcileInterval  time.Duration
 	ReconcileAge       time.Duration
 	ProcessorTimeout   time.Duration
-	Webhooks           webhookConfig
-	Stripe             stripeConfig
+	// IdempotencyLease is how long a request's claim of its key blocks a
+	// retry: longer than the request may run.
+	IdempotencyLease time.Duration
+	Batch            txn.BatchOptions
+	Webhooks         webhookConfig
+	Stripe           stripeConfig
 }
 
 // webhookConfig configures the webhook worker.
@@ -70,6 +77,26 @@ func intFrom(e env, key string, def, lo, hi int) (int, error) {
 		return 0, fmt.Errorf("%s=%q: want an integer from %d to %d", key, s, lo, hi)
 	}
 	return n, nil
+}
+
+// loadBatchConfig reads the group-commit bounds of the payment write path.
+func loadBatchConfig(e env) (txn.BatchOptions, error) {
+	var b txn.BatchOptions
+	var err error
+	if b.SizeMax, err = intFrom(e, "PAYMENTS_BATCH_SIZE_MAX", txn.BatchSizeMaxDefault, 1, 1024); err != nil {
+		return b, err
+	}
+	ms, err := intFrom(e, "PAYMENTS_BATCH_DELAY_MS", int(txn.BatchDelayMaxDefault/time.Millisecond), 0, 1000)
+	if err != nil {
+		return b, err
+	}
+	// Zero means the default in BatchOptions; a configured 0 means "never
+	// wait", which a negligible delay expresses.
+	b.DelayMax = max(time.Duration(ms)*time.Millisecond, time.Nanosecond)
+	if b.InflightMax, err = intFrom(e, "PAYMENTS_BATCH_INFLIGHT_MAX", txn.BatchInflightMaxDefault, 1, 64); err != nil {
+		return b, err
+	}
+	return b, nil
 }
 
 // loadConfig reads the environment. needAdmin is false for subcommands that
@@ -138,6 +165,19 @@ func loadConfig(getenv func(string) string, needAdmin bool) (config, error) {
 	c.ProcessorTimeout = time.Duration(secs) * time.Second
 	if c.ReconcileAge <= c.ProcessorTimeout {
 		return c, fmt.Errorf("PAYMENTS_RECONCILE_AGE_SECONDS (%s) must exceed PAYMENTS_PROCESSOR_TIMEOUT_SECONDS (%s), or the reconciler races running requests", c.ReconcileAge, c.ProcessorTimeout)
+	}
+
+	// A request runs at most its processor call plus the detached
+	// recording of the outcome; a lease any shorter would let a retry take
+	// over the key of a request that is still running.
+	runMax := c.ProcessorTimeout + payments.DetachedSlack
+	c.IdempotencyLease = idempotency.LeaseFor(runMax)
+	if c.IdempotencyLease <= runMax || c.IdempotencyLease >= idempotency.Retention {
+		return c, fmt.Errorf("idempotency lease %s must exceed the longest request (%s) and stay under the key retention %s: lower PAYMENTS_PROCESSOR_TIMEOUT_SECONDS",
+			c.IdempotencyLease, runMax, idempotency.Retention)
+	}
+	if c.Batch, err = loadBatchConfig(e); err != nil {
+		return c, err
 	}
 
 	if c.Webhooks, err = loadWebhookConfig(e); err != nil {

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/payments-api/payments/payments"
+	"github.com/payments-api/payments/txn"
 	"github.com/payments-api/payments/webhooks"
 )
 
@@ -91,6 +93,10 @@ func TestBadConfigurationIsOneClearLine(t *testing.T) {
 		"PAYMENTS_WEBHOOK_RETRY_BASE_MS":          {"PAYMENTS_WEBHOOK_RETRY_BASE_MS": "x"},
 		"PAYMENTS_WEBHOOK_RETRY_SPAN_SECONDS":     {"PAYMENTS_WEBHOOK_RETRY_SPAN_SECONDS": "0"},
 		"PAYMENTS_WEBHOOK_RETRY_SPAN_SECONDS ":    {"PAYMENTS_WEBHOOK_RETRY_BASE_MS": "120000", "PAYMENTS_WEBHOOK_RETRY_SPAN_SECONDS": "60"},
+		"PAYMENTS_BATCH_SIZE_MAX":                 {"PAYMENTS_BATCH_SIZE_MAX": "0"},
+		"PAYMENTS_BATCH_SIZE_MAX ":                {"PAYMENTS_BATCH_SIZE_MAX": "5000"},
+		"PAYMENTS_BATCH_DELAY_MS":                 {"PAYMENTS_BATCH_DELAY_MS": "-1"},
+		"PAYMENTS_BATCH_INFLIGHT_MAX":             {"PAYMENTS_BATCH_INFLIGHT_MAX": "many"},
 	}
 	for want, override := range cases {
 		e := goodEnv()
@@ -137,5 +143,42 @@ func TestOpenAPICommand(t *testing.T) {
 		if !strings.Contains(out.String(), `"openapi": "`+v) && !strings.Contains(out.String(), `"openapi":"`+v) {
 			t.Fatalf("openapi %s: %.200s", v, out.String())
 		}
+	}
+}
+
+// TestIdempotencyLeaseOutlivesTheLongestRequest: the lease of a key follows
+// the processor timeout, so that a retry never takes over the key of a
+// request that may still be running (processor call plus the detached
+// recording of its outcome).
+func TestIdempotencyLeaseOutlivesTheLongestRequest(t *testing.T) {
+	t.Parallel()
+	for _, secs := range []string{"10", "30", "120"} {
+		e := goodEnv()
+		e["PAYMENTS_PROCESSOR_TIMEOUT_SECONDS"] = secs
+		e["PAYMENTS_RECONCILE_AGE_SECONDS"] = "600"
+		c, err := loadConfig(envOf(e), true)
+		if err != nil {
+			t.Fatalf("timeout %s s: %v", secs, err)
+		}
+		runMax := c.ProcessorTimeout + payments.DetachedSlack
+		if c.IdempotencyLease <= runMax {
+			t.Errorf("timeout %s s: lease %v does not exceed the longest request %v", secs, c.IdempotencyLease, runMax)
+		}
+	}
+}
+
+func TestLoadConfigBatchDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := loadConfig(envOf(goodEnv()), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Batch.SizeMax != txn.BatchSizeMaxDefault || c.Batch.DelayMax != txn.BatchDelayMaxDefault || c.Batch.InflightMax != txn.BatchInflightMaxDefault {
+		t.Fatalf("batch defaults %+v", c.Batch)
+	}
+	e := goodEnv()
+	e["PAYMENTS_BATCH_SIZE_MAX"], e["PAYMENTS_BATCH_DELAY_MS"], e["PAYMENTS_BATCH_INFLIGHT_MAX"] = "1", "0", "4"
+	if c, err = loadConfig(envOf(e), true); err != nil || c.Batch.SizeMax != 1 || c.Batch.DelayMax > time.Microsecond || c.Batch.InflightMax != 4 {
+		t.Fatalf("batch settings %+v (%v)", c.Batch, err)
 	}
 }

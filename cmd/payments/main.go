@@ -311,7 +311,9 @@ func openCore(ctx context.Context, c config, reg *prometheus.Registry, log *slog
 	k.sandbox = k.procs.sandbox
 	k.payments = payments.NewService(payments.Options{
 		Router: k.router, Resolver: k.procs.resolver.Resolve, Cache: k.cache, Logger: log, ProcessorTimeout: c.ProcessorTimeout,
+		Batch: batchOptions(c, reg),
 	})
+	closers = append(closers, k.payments.Close)
 	k.guard = &webhooks.Guard{AllowPrivateNetworks: c.Webhooks.AllowPrivateNetworks}
 	if c.Stripe.EncryptionKey != nil {
 		if k.box, err = secretbox.New(c.Stripe.EncryptionKey); err != nil {
@@ -325,6 +327,13 @@ func openCore(ctx context.Context, c config, reg *prometheus.Registry, log *slog
 		log.Warn("PAYMENTS_WEBHOOK_ALLOW_PRIVATE_NETWORKS is on: webhook endpoints may use http and private addresses; use this for local development only")
 	}
 	return k, closeAll, nil
+}
+
+// batchOptions are the group-commit bounds with their metrics.
+func batchOptions(c config, reg prometheus.Registerer) txn.BatchOptions {
+	b := c.Batch
+	b.Metrics = txn.NewBatchMetrics(reg)
+	return b
 }
 
 // newWebhookWorker builds the webhook worker from the configuration.
@@ -390,7 +399,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		Tenancy: svc, RateLimiter: tenancy.NewRateLimiter(rdb, c.RedisPrefix, reg, log), Router: router, Redis: rdb,
 		Payments: pays, Sandbox: sb, Webhooks: k.webhooks,
 		StripeWebhookSecrets: c.Stripe.WebhookSecrets, StripeAccounts: k.procs.accounts,
-		AdminToken: c.AdminToken, Logger: log, Registry: reg,
+		AdminToken: c.AdminToken, Logger: log, Registry: reg, IdempotencyLease: c.IdempotencyLease,
 	})
 	ln, err := net.Listen("tcp", c.HTTPAddr)
 	if err != nil {
