@@ -40,9 +40,11 @@ type config struct {
 	// IdempotencyLease is how long a request's claim of its key blocks a
 	// retry: longer than the request may run.
 	IdempotencyLease time.Duration
-	Batch            txn.BatchOptions
-	Webhooks         webhookConfig
-	Stripe           stripeConfig
+	// PprofAddr, when set, serves Go's profiler there (loopback only).
+	PprofAddr string
+	Batch     txn.BatchOptions
+	Webhooks  webhookConfig
+	Stripe    stripeConfig
 }
 
 // webhookConfig configures the webhook worker.
@@ -178,6 +180,12 @@ func loadConfig(getenv func(string) string, needAdmin bool) (config, error) {
 	}
 	if c.Batch, err = loadBatchConfig(e); err != nil {
 		return c, err
+	}
+	if c.PprofAddr = e.or("PAYMENTS_PPROF_ADDR", ""); c.PprofAddr != "" {
+		host, _, err := net.SplitHostPort(c.PprofAddr)
+		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+			return c, fmt.Errorf("PAYMENTS_PPROF_ADDR=%q: want a loopback host:port such as 127.0.0.1:6060; the profiler must not be reachable from the network", c.PprofAddr)
+		}
 	}
 
 	if c.Webhooks, err = loadWebhookConfig(e); err != nil {

@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -329,6 +330,20 @@ func openCore(ctx context.Context, c config, reg *prometheus.Registry, log *slog
 	return k, closeAll, nil
 }
 
+// servePprof serves Go's profiler on a loopback address, for measuring
+// where a process spends its CPU under load.
+func servePprof(addr string, log *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	s := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	log.Info("profiler", "addr", addr)
+	if err := s.ListenAndServe(); err != nil {
+		log.Warn("profiler stopped", "error", err.Error())
+	}
+}
+
 // batchOptions are the group-commit bounds with their metrics.
 func batchOptions(c config, reg prometheus.Registerer) txn.BatchOptions {
 	b := c.Batch
@@ -413,6 +428,9 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if c.PprofAddr != "" {
+		go servePprof(c.PprofAddr, log)
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
