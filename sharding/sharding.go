@@ -104,6 +104,10 @@ func Open(ctx context.Context, cfgs []Config, metrics *txn.Metrics) (*Map, error
 		if c.ConnsMax > 0 {
 			pc.MaxConns = c.ConnsMax
 		}
+		pc.AfterConnect = func(_ context.Context, conn *pgx.Conn) error {
+			registerUUID(conn.TypeMap())
+			return nil
+		}
 		pool, err := pgxpool.NewWithConfig(ctx, pc)
 		if err != nil {
 			m.Close()
