@@ -43,3 +43,9 @@ stop: ## Stop the PostgreSQL and Redis that `make run` started (data is kept)
 .PHONY: clean
 clean: stop ## Stop the services and delete ./.dev and ./bin
 	rm -rf .dev bin
+
+.PHONY: loadtest
+loadtest: ## Offer stepped load to the server of `make run` (in another terminal); flags in LOADTEST_FLAGS, results in loadtest-results/
+	$(GO) build -o bin/loadtest ./loadtest/cmd/loadtest
+	@pid=$$(pgrep -f '[b]in/payments serve' | head -n 1 || true); \
+	bin/loadtest -base "http://$${PAYMENTS_HTTP_ADDR:-127.0.0.1:8080}" $${pid:+-server-pid $$pid} $(LOADTEST_FLAGS)
