@@ -86,7 +86,7 @@ pg_up() {
   # pg_ctl starts the server in a session of its own, so Ctrl-C in the
   # terminal stops the API and leaves the database running.
   as_pg "$bin/pg_ctl" -D "$data" -l "$logf" -w -t 60 \
-    -o "-p $pg_port -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=300 -c fsync=on -c max_pred_locks_per_transaction=512 -c max_pred_locks_per_relation=-4" \
+    -o "-p $pg_port -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=300 -c fsync=on -c max_pred_locks_per_transaction=512 -c max_pred_locks_per_relation=-4 -c shared_preload_libraries=pg_stat_statements" \
     start >/dev/null 9>&- || die "postgres did not start, see $logf"
 }
 
