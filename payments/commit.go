@@ -2,6 +2,7 @@ package payments
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"sync"
 	"time"
@@ -48,26 +49,49 @@ type writeUnit struct {
 	resultErr error      // outcome: the answer of the operation
 }
 
-// batchers holds one batcher per shard, made on first use.
+// batchers holds the batchers of each shard, made on first use: lanes of
+// them, each tenant always in the same lane. Lanes commit concurrently;
+// their transactions touch disjoint tenants, and so (every index the batch
+// reads starts with tenant_id) disjoint index pages, which keeps
+// serializable transactions of different lanes from conflicting.
 type batchers struct {
-	mu   sync.Mutex
-	opts txn.BatchOptions
-	m    map[*sharding.Shard]*txn.Batcher[*writeUnit]
+	mu    sync.Mutex
+	opts  txn.BatchOptions
+	lanes int
+	m     map[laneKey]*txn.Batcher[*writeUnit]
 }
 
-// write commits u through its shard's batcher.
-func (s *Service) write(ctx context.Context, sh *sharding.Shard, u *writeUnit) error {
-	b, err := s.batcherFor(sh)
+type laneKey struct {
+	shard *sharding.Shard
+	lane  int
+}
+
+// BatchLanesDefault is the number of batch lanes per shard. One lane means
+// a shard's payment writes never run concurrently and never conflict.
+// Measured with 2 lanes and 200 tenants: the ceiling rose in some runs
+// (2,000/s passing against 1,500/s), but 1 to 4% of transactions were
+// retried, because tenants next to each other in ID order share index
+// pages whichever lane they are in.
+const BatchLanesDefault = 1
+
+// write commits u through the batcher of its shard and tenant's lane.
+func (s *Service) write(ctx context.Context, sh *sharding.Shard, tenantID uuid.UUID, u *writeUnit) error {
+	b, err := s.batcherFor(sh, tenantID)
 	if err != nil {
 		return err
 	}
 	return b.Do(ctx, u)
 }
 
-func (s *Service) batcherFor(sh *sharding.Shard) (*txn.Batcher[*writeUnit], error) {
+func (s *Service) batcherFor(sh *sharding.Shard, tenantID uuid.UUID) (*txn.Batcher[*writeUnit], error) {
+	lanes := s.batch.lanes
+	if lanes <= 0 {
+		lanes = BatchLanesDefault
+	}
+	k := laneKey{sh, laneOf(tenantID, lanes)}
 	s.batch.mu.Lock()
 	defer s.batch.mu.Unlock()
-	if b := s.batch.m[sh]; b != nil {
+	if b := s.batch.m[k]; b != nil {
 		return b, nil
 	}
 	b, err := txn.NewBatcher(sh.Tx, s.batch.opts, s.applyUnits)
@@ -75,17 +99,23 @@ func (s *Service) batcherFor(sh *sharding.Shard) (*txn.Batcher[*writeUnit], erro
 		return nil, fmt.Errorf("batcher of shard %s: %w", sh.Name, err)
 	}
 	if s.batch.m == nil {
-		s.batch.m = map[*sharding.Shard]*txn.Batcher[*writeUnit]{}
+		s.batch.m = map[laneKey]*txn.Batcher[*writeUnit]{}
 	}
-	s.batch.m[sh] = b
+	s.batch.m[k] = b
 	return b, nil
 }
 
-// run commits fn through the shard's batcher, as its own unit, and returns
-// fn's error or the batch's.
-func (s *Service) run(ctx context.Context, sh *sharding.Shard, fn func(ctx context.Context, tx pgx.Tx) error) error {
+// laneOf places a tenant in a lane by the random low bits of its ID, so
+// that lanes get even shares of tenants.
+func laneOf(tenantID uuid.UUID, lanes int) int {
+	return int(binary.BigEndian.Uint32(tenantID[12:]) % uint32(lanes))
+}
+
+// run commits fn through the batcher of the tenant's lane, as its own
+// unit, and returns fn's error or the batch's.
+func (s *Service) run(ctx context.Context, sh *sharding.Shard, tenantID uuid.UUID, fn func(ctx context.Context, tx pgx.Tx) error) error {
 	u := &writeUnit{fn: fn}
-	if err := s.write(ctx, sh, u); err != nil {
+	if err := s.write(ctx, sh, tenantID, u); err != nil {
 		return err
 	}
 	return u.refused

@@ -51,7 +51,7 @@ func (s *Service) CreateRefund(ctx context.Context, tenantID uuid.UUID, p Create
 	var ref Refund
 	var reserved *Payment
 	var resume *uuid.UUID
-	err = s.run(ctx, sh, func(ctx context.Context, tx pgx.Tx) error {
+	err = s.run(ctx, sh, tenantID, func(ctx context.Context, tx pgx.Tx) error {
 		resume, reserved = nil, nil
 		if idem != nil {
 			r, err := idem.Claim(ctx, tx)
@@ -166,7 +166,7 @@ func (s *Service) finishRefund(ctx context.Context, sh *sharding.Shard, ref Refu
 	}
 	var out Refund
 	var outPay *Payment
-	err := s.run(ctx, sh, func(ctx context.Context, tx pgx.Tx) error {
+	err := s.run(ctx, sh, ref.TenantID, func(ctx context.Context, tx pgx.Tx) error {
 		outPay = nil
 		cur, err := getRefund(ctx, tx, ref.TenantID, ref.ID)
 		if err != nil {
@@ -297,7 +297,7 @@ func (s *Service) ApplyRefundUpdate(ctx context.Context, u processor.RefundUpdat
 		return err
 	}
 	var outPay *Payment
-	err = s.run(ctx, sh, func(ctx context.Context, tx pgx.Tx) error {
+	err = s.run(ctx, sh, tenantID, func(ctx context.Context, tx pgx.Tx) error {
 		outPay = nil
 		cur, err := getRefund(ctx, tx, tenantID, id)
 		if err != nil {

@@ -69,6 +69,9 @@ type Options struct {
 	Livemode         bool
 	// Batch configures the group commit of the payment write path.
 	Batch txn.BatchOptions
+	// BatchLanes is the number of batchers per shard (tenants are spread
+	// over them); zero means BatchLanesDefault.
+	BatchLanes int
 }
 
 // Service implements the payment and refund use cases.
@@ -99,7 +102,7 @@ func NewService(o Options) *Service {
 		procs = func(context.Context, string) (processor.Processor, error) { return p, nil }
 	}
 	return &Service{router: o.Router, procs: procs, cache: o.Cache, now: o.Now, log: o.Logger, timeout: o.ProcessorTimeout,
-		batch: batchers{opts: o.Batch}}
+		batch: batchers{opts: o.Batch, lanes: o.BatchLanes}}
 }
 
 // DetachedSlack is how long the recording of an outcome may take after the
@@ -283,7 +286,7 @@ func (s *Service) Create(ctx context.Context, tenantID uuid.UUID, p CreateParams
 		pay.Metadata = map[string]string{}
 	}
 	u := &writeUnit{create: &pay, idem: idem}
-	if err := s.write(ctx, sh, u); err != nil {
+	if err := s.write(ctx, sh, tenantID, u); err != nil {
 		return Payment{}, err
 	}
 	if u.refused != nil {
@@ -322,7 +325,7 @@ func (s *Service) finishOperation(ctx context.Context, sh *sharding.Shard, pay P
 		}
 	}
 	u := &writeUnit{outcome: &pay, ch: ch, callErr: callErr, idem: idem}
-	if err := s.write(ctx, sh, u); err != nil {
+	if err := s.write(ctx, sh, pay.TenantID, u); err != nil {
 		return pay, err
 	}
 	if u.refused != nil {
@@ -524,7 +527,7 @@ func (s *Service) startOperation(ctx context.Context, tenantID, id uuid.UUID, op
 	idem := idempotency.From(ctx)
 	var pay Payment
 	var resumed bool
-	err = s.run(ctx, sh, func(ctx context.Context, tx pgx.Tx) error {
+	err = s.run(ctx, sh, tenantID, func(ctx context.Context, tx pgx.Tx) error {
 		resumed = false
 		if idem != nil {
 			r, err := idem.Claim(ctx, tx)
@@ -636,7 +639,7 @@ func (s *Service) ApplyUpdate(ctx context.Context, u processor.Update) error {
 	}
 	var out Payment
 	var changed, deferred bool
-	err = s.run(ctx, sh, func(ctx context.Context, tx pgx.Tx) error {
+	err = s.run(ctx, sh, tenantID, func(ctx context.Context, tx pgx.Tx) error {
 		changed, deferred = false, false
 		cur, err := getPayment(ctx, tx, tenantID, id)
 		if err != nil {

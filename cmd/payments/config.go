@@ -43,8 +43,10 @@ type config struct {
 	// PprofAddr, when set, serves Go's profiler there (loopback only).
 	PprofAddr string
 	Batch     txn.BatchOptions
-	Webhooks  webhookConfig
-	Stripe    stripeConfig
+	// BatchLanes is the number of batchers per shard.
+	BatchLanes int
+	Webhooks   webhookConfig
+	Stripe     stripeConfig
 }
 
 // webhookConfig configures the webhook worker.
@@ -179,6 +181,9 @@ func loadConfig(getenv func(string) string, needAdmin bool) (config, error) {
 			c.IdempotencyLease, runMax, idempotency.Retention)
 	}
 	if c.Batch, err = loadBatchConfig(e); err != nil {
+		return c, err
+	}
+	if c.BatchLanes, err = intFrom(e, "PAYMENTS_BATCH_LANES", payments.BatchLanesDefault, 1, 64); err != nil {
 		return c, err
 	}
 	if c.PprofAddr = e.or("PAYMENTS_PPROF_ADDR", ""); c.PprofAddr != "" {

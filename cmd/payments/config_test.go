@@ -98,6 +98,7 @@ func TestBadConfigurationIsOneClearLine(t *testing.T) {
 		"PAYMENTS_BATCH_DELAY_MS":                 {"PAYMENTS_BATCH_DELAY_MS": "-1"},
 		"PAYMENTS_BATCH_INFLIGHT_MAX":             {"PAYMENTS_BATCH_INFLIGHT_MAX": "many"},
 		"PAYMENTS_PPROF_ADDR":                     {"PAYMENTS_PPROF_ADDR": "0.0.0.0:6060"},
+		"PAYMENTS_BATCH_LANES":                    {"PAYMENTS_BATCH_LANES": "0"},
 	}
 	for want, override := range cases {
 		e := goodEnv()

@@ -25,6 +25,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -61,7 +62,16 @@ commands:
   reconcile --tenant T --since DATE       compare a tenant's payments and refunds with its processor ([--repair] [--limit N])
 `
 
+// gcPercentDefault is the garbage collector's target when GOGC is unset.
+// The process's live heap is small (tens of MiB) and allocation per
+// request high, so Go's default of 100 spends a tenth of the CPU under load
+// on collection; 400 trades a few hundred MiB of headroom for it.
+const gcPercentDefault = 400
+
 func main() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercentDefault)
+	}
 	if err := run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "payments: "+err.Error())
 		os.Exit(1)
@@ -253,6 +263,9 @@ func newRedis(c config) (*redis.Client, error) {
 	opts.PoolTimeout = 250 * time.Millisecond
 	opts.MaxRetries = 0
 	opts.DialerRetries = 1
+	// RESP2: nothing here subscribes to push messages, and RESP3 makes the
+	// client look for pending notifications around every command.
+	opts.Protocol = 2
 	return redis.NewClient(opts), nil
 }
 
@@ -312,7 +325,7 @@ func openCore(ctx context.Context, c config, reg *prometheus.Registry, log *slog
 	k.sandbox = k.procs.sandbox
 	k.payments = payments.NewService(payments.Options{
 		Router: k.router, Resolver: k.procs.resolver.Resolve, Cache: k.cache, Logger: log, ProcessorTimeout: c.ProcessorTimeout,
-		Batch: batchOptions(c, reg),
+		Batch: batchOptions(c, reg), BatchLanes: c.BatchLanes,
 	})
 	closers = append(closers, k.payments.Close)
 	k.guard = &webhooks.Guard{AllowPrivateNetworks: c.Webhooks.AllowPrivateNetworks}
