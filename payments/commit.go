@@ -279,6 +279,24 @@ func runIsolated(ctx context.Context, tx pgx.Tx, u *writeUnit) error {
 	return nil
 }
 
+// commitChange writes one change of a payment inside tx: the payment,
+// guarded by the version it was read at; its events, stamped with the new
+// version and snapshot; its ledger postings. It is the one way a payment
+// change is written outside the batch's fast path, which does the same
+// with pipelined statements.
+func commitChange(ctx context.Context, tx pgx.Tx, p *Payment, evs []events.Event, postings []ledger.Transaction, now time.Time) error {
+	if err := updatePayment(ctx, tx, p, now); err != nil {
+		return err
+	}
+	for i := range evs {
+		evs[i].ObjectVersion, evs[i].Data = p.Version, p.snapshot()
+	}
+	if err := ledger.Post(ctx, tx, postings...); err != nil {
+		return err
+	}
+	return events.Append(ctx, tx, evs...)
+}
+
 // transition applies the processor's answer to the started operation of
 // p and ends the operation. It returns the events (whose snapshots the
 // caller sets after the version bump) and the ledger postings.
@@ -314,18 +332,9 @@ func (s *Service) recordOutcome(ctx context.Context, tx pgx.Tx, u *writeUnit, no
 			u.refused = err
 			return nil
 		}
-		if err := updatePayment(ctx, tx, &cur, now); err != nil {
+		if err := commitChange(ctx, tx, &cur, evs, postings, now); err != nil {
 			return err
 		}
-		for i := range evs {
-			evs[i].ObjectVersion, evs[i].Data = cur.Version, cur.snapshot()
-		}
-	}
-	if err := ledger.Post(ctx, tx, postings...); err != nil {
-		return err
-	}
-	if err := events.Append(ctx, tx, evs...); err != nil {
-		return err
 	}
 	u.out = cur
 	u.resultErr = resultOf(cur, u.outcome.Operation, u.callErr)

@@ -672,16 +672,7 @@ func (s *Service) ApplyUpdate(ctx context.Context, u processor.Update) error {
 		if len(evs) == 0 && (cur.ProcessorRef == nil || *cur.ProcessorRef == before) {
 			return nil
 		}
-		if err := updatePayment(ctx, tx, &cur, now); err != nil {
-			return err
-		}
-		for i := range evs {
-			evs[i].ObjectVersion, evs[i].Data = cur.Version, cur.snapshot()
-		}
-		if err := ledger.Post(ctx, tx, postings...); err != nil {
-			return err
-		}
-		if err := events.Append(ctx, tx, evs...); err != nil {
+		if err := commitChange(ctx, tx, &cur, evs, postings, now); err != nil {
 			return err
 		}
 		out, changed = cur, true
