@@ -146,9 +146,11 @@ func QueueAppend(b *pgx.Batch, evs ...Event) {
 	b.Queue(sql, args...).Exec(func(pgconn.CommandTag) error { return nil })
 }
 
+// appendSQL is one statement that inserts the events and their outbox
+// rows, which the webhook fan-out consumes.
 func appendSQL(evs []Event) (string, []any) {
 	var sb strings.Builder
-	sb.WriteString(`INSERT INTO events (tenant_id, id, type, object_type, object_id, object_version, data, created_at) VALUES `)
+	sb.WriteString(`WITH e AS (INSERT INTO events (tenant_id, id, type, object_type, object_id, object_version, data, created_at) VALUES `)
 	args := make([]any, 0, len(evs)*8)
 	for i, e := range evs {
 		if i > 0 {
@@ -158,6 +160,7 @@ func appendSQL(evs []Event) (string, []any) {
 		fmt.Fprintf(&sb, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8)
 		args = append(args, e.TenantID, e.ID, string(e.Type), e.ObjectType, e.ObjectID, e.ObjectVersion, []byte(e.Data), e.CreatedAt)
 	}
+	sb.WriteString(` RETURNING tenant_id, id, created_at) INSERT INTO event_outbox (tenant_id, event_id, created_at) SELECT tenant_id, id, created_at FROM e`)
 	return sb.String(), args
 }
 

@@ -5,12 +5,12 @@
 //
 // # Fan-out
 //
-// Payment transactions only append events (the outbox, package events);
-// they never read endpoints. A worker's fan-out takes a bounded batch of
-// events whose dispatched_at is NULL, inserts one delivery per enabled
-// endpoint of the tenant that subscribes to the event's type and existed
-// when the event happened, and marks the events dispatched, in one READ
-// COMMITTED transaction. UNIQUE (tenant_id, event_id, endpoint_id) with
+// Payment transactions only append events, each with a narrow row in
+// event_outbox (package events); they never read endpoints. A worker's
+// fan-out takes a bounded batch of the oldest outbox rows, inserts one
+// delivery per enabled endpoint of the tenant that subscribes to the
+// event's type and existed when the event happened, and deletes the outbox
+// rows, in one READ COMMITTED transaction. UNIQUE (tenant_id, event_id, endpoint_id) with
 // ON CONFLICT DO NOTHING keeps concurrent fan-outs from duplicating, and
 // the weaker level keeps the scan of undispatched events from taking the
 // predicate locks that made it a pivot of payment transactions.

@@ -167,14 +167,16 @@ func (w *Worker) Fanout(ctx context.Context, sh *sharding.Shard) (int, error) {
 		created time.Time
 	}
 	var dispatched int
-	// READ COMMITTED: every write re-checks its own guard (ON CONFLICT on
-	// the delivery key, "dispatched_at IS NULL" on the events), so two
-	// fan-outs never make two deliveries, and the scan of undispatched
-	// events takes no predicate locks on the pages payments insert into.
+	// READ COMMITTED: the deliveries' ON CONFLICT on their key keeps two
+	// fan-outs of the same event from making two deliveries, and the scan
+	// of the outbox takes no predicate locks on the pages payments insert
+	// into.
 	err := sh.Tx.RunReadCommitted(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		dispatched = 0
 		now := w.opts.Now()
-		rows, err := tx.Query(ctx, `SELECT tenant_id, id, type, created_at FROM events WHERE dispatched_at IS NULL ORDER BY created_at LIMIT $1`, FanoutBatchMax)
+		rows, err := tx.Query(ctx, `SELECT e.tenant_id, e.id, e.type, e.created_at FROM
+			(SELECT tenant_id, event_id FROM event_outbox ORDER BY created_at LIMIT $1) o
+			JOIN events e ON e.tenant_id = o.tenant_id AND e.id = o.event_id ORDER BY e.created_at`, FanoutBatchMax)
 		if err != nil {
 			return fmt.Errorf("read undispatched events: %w", err)
 		}
@@ -253,8 +255,8 @@ func (w *Worker) Fanout(ctx context.Context, sh *sharding.Shard) (int, error) {
 		if err := flush(); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE events SET dispatched_at = $1 WHERE dispatched_at IS NULL AND tenant_id = ANY($2::UUID[]) AND id = ANY($3::UUID[])`,
-			now, tenants, eventIDs); err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM event_outbox WHERE tenant_id = ANY($1::UUID[]) AND event_id = ANY($2::UUID[])`,
+			tenants, eventIDs); err != nil {
 			return fmt.Errorf("mark events dispatched: %w", err)
 		}
 		dispatched = len(evs)
@@ -662,7 +664,7 @@ func (w *Worker) work(ctx context.Context, j Job, log *slog.Logger) {
 // dispatched yet or has a pending delivery.
 func (w *Worker) refreshGauge(ctx context.Context, sh *sharding.Shard, log *slog.Logger) {
 	var a, b *time.Time
-	err := sh.Pool.QueryRow(ctx, `SELECT (SELECT min(created_at) FROM events WHERE dispatched_at IS NULL),
+	err := sh.Pool.QueryRow(ctx, `SELECT (SELECT min(created_at) FROM event_outbox),
 		(SELECT min(event_created_at) FROM webhook_deliveries WHERE status = 'pending')`).Scan(&a, &b)
 	if err != nil {
 		if ctx.Err() == nil {

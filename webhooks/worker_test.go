@@ -172,7 +172,7 @@ func TestFanoutConcurrent(t *testing.T) {
 		t.Fatalf("deliveries: all %d (want %d), some %d (want %d), disabled %d, late %d (want 0)",
 			per(all.ID), 2*each, per(some.ID), each, per(off.ID), per(late.ID))
 	}
-	if n := e.count(`SELECT count(*) FROM events WHERE dispatched_at IS NULL`); n != 0 {
+	if n := e.count(`SELECT count(*) FROM event_outbox`); n != 0 {
 		t.Fatalf("%d events not dispatched", n)
 	}
 	if n := e.count(`SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = $1 AND event_type <> 'payment.succeeded'`, some.ID); n != 0 {
