@@ -85,9 +85,19 @@ pg_up() {
   local logf="$data/../postgres-$pg_port.log"
   # pg_ctl starts the server in a session of its own, so Ctrl-C in the
   # terminal stops the API and leaves the database running.
-  as_pg "$bin/pg_ctl" -D "$data" -l "$logf" -w -t 60 \
-    -o "-p $pg_port -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=300 -c fsync=on -c max_pred_locks_per_transaction=512 -c max_pred_locks_per_relation=-4 -c shared_preload_libraries=pg_stat_statements" \
-    start >/dev/null 9>&- || die "postgres did not start, see $logf"
+  # Durable as in production (fsync and synchronous_commit on). Predicate
+  # locks: room for a group-commit batch of 64 before PostgreSQL escalates
+  # to a relation lock (docs/ARCHITECTURE.md). Memory and WAL: a working
+  # set in shared buffers and checkpoints minutes apart, so that a
+  # checkpoint's burst of full-page writes does not set the latency tail.
+  # pg_stat_statements: per-statement cost under load.
+  local opts="-p $pg_port -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=300"
+  opts+=" -c fsync=on -c synchronous_commit=on"
+  opts+=" -c max_pred_locks_per_transaction=512 -c max_pred_locks_per_relation=-4"
+  opts+=" -c shared_buffers=1GB -c max_wal_size=8GB -c checkpoint_timeout=15min"
+  opts+=" -c shared_preload_libraries=pg_stat_statements"
+  as_pg "$bin/pg_ctl" -D "$data" -l "$logf" -w -t 60 -o "$opts" start >/dev/null 9>&- \
+    || die "postgres did not start, see $logf"
 }
 
 redis_up() {
