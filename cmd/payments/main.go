@@ -62,6 +62,10 @@ commands:
   reconcile --tenant T --since DATE       compare a tenant's payments and refunds with its processor ([--repair] [--limit N])
 `
 
+// httpDeadlineMargin is what the HTTP connection deadlines add to the
+// longest a request may run.
+const httpDeadlineMargin = 20 * time.Second
+
 // gcPercentDefault is the garbage collector's target when GOGC is unset.
 // The process's live heap is small (tens of MiB) and allocation per
 // request high, so Go's default of 100 spends a tenth of the CPU under load
@@ -433,11 +437,17 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	if err != nil {
 		return fmt.Errorf("listen on PAYMENTS_HTTP_ADDR=%s: %v", c.HTTPAddr, err)
 	}
+	// The connection deadlines outlast the longest request: net/http
+	// cancels a request's context when its connection's read deadline
+	// passes, even while the handler runs, which answered 500 to requests
+	// that were merely slow under overload (measured with 15 s). Headers
+	// have their own short bound against slow clients.
+	requestMax := c.ProcessorTimeout + payments.DetachedSlack + httpDeadlineMargin
 	hs := &http.Server{
 		Handler:           srv.Handler,
 		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      30 * time.Second,
+		ReadTimeout:       requestMax,
+		WriteTimeout:      requestMax,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
