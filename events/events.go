@@ -186,11 +186,11 @@ func Get(ctx context.Context, q Querier, tenantID, id uuid.UUID) (Event, error) 
 	return e, nil
 }
 
-// GetMany reads the events with the given IDs of the given tenants (one
-// statement, for the webhook worker); missing events are absent from the
-// answer.
+// GetMany reads the events (tenantIDs[i], ids[i]) in one statement, for
+// the webhook worker; missing events are absent from the answer. The pairs
+// are matched exactly, so the plan is one index lookup per pair.
 func GetMany(ctx context.Context, q Querier, tenantIDs, ids []uuid.UUID) ([]Event, error) {
-	rows, err := q.Query(ctx, selectEvent+` WHERE tenant_id = ANY($1::UUID[]) AND id = ANY($2::UUID[])`, tenantIDs, ids)
+	rows, err := q.Query(ctx, selectEvent+` WHERE (tenant_id, id) IN (SELECT t, e FROM unnest($1::UUID[], $2::UUID[]) AS d (t, e))`, tenantIDs, ids)
 	if err != nil {
 		return nil, fmt.Errorf("read events: %w", err)
 	}
