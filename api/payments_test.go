@@ -611,3 +611,37 @@ func TestCardNumbersAreRefusedAndNeverStored(t *testing.T) {
 		t.Fatalf("the key of a refused request was recorded: %d %s", r.Status, r.Body)
 	}
 }
+
+// TestReadDuringCreationIsNotCachedStale reads a payment while its
+// authorization is still at the processor (the intent is committed, the
+// outcome not yet), then again after the creation answered: the second
+// read must show the outcome, although the creation writes nothing to the
+// cache.
+func TestReadDuringCreationIsNotCachedStale(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{SandboxLatency: 500 * time.Millisecond})
+	ten := h.createTenant("Acme", nil)
+	done := make(chan response, 1)
+	go func() { done <- h.pay(ten.Secret, visa(1000)) }()
+	var id string
+	for deadline := time.Now().Add(20 * time.Second); id == ""; time.Sleep(5 * time.Millisecond) {
+		list := h.do("GET", "/v1/payments", ten.Secret, nil).json(t)
+		if data, _ := list["data"].([]any); len(data) == 1 {
+			id = data[0].(map[string]any)["id"].(string)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the payment was never recorded")
+		}
+	}
+	if got := h.do("GET", "/v1/payments/"+id, ten.Secret, nil).json(t); got["status"] != "pending" {
+		t.Fatalf("read during the authorization: %v, want pending", got["status"])
+	}
+	if r := <-done; r.Status != http.StatusCreated {
+		t.Fatalf("create: %d %s", r.Status, r.Body)
+	}
+	for range 2 { // the second read may come from the cache
+		if got := h.do("GET", "/v1/payments/"+id, ten.Secret, nil).json(t); got["status"] != "succeeded" {
+			t.Fatalf("read after the creation answered: %v, want succeeded", got["status"])
+		}
+	}
+}
