@@ -322,9 +322,18 @@ func QueueClaims(b *pgx.Batch, reqs []*Request, resources []uuid.UUID) {
 	})
 }
 
-// QueueComplete renders the final answer and queues its storage into b,
-// which must run in the use case's last transaction.
-func (r *Request) QueueComplete(b *pgx.Batch, result any, resultErr error) error {
+// Completions stores the final answers of many requests with one
+// statement, in the use cases' last transaction.
+type Completions struct {
+	tenants  []uuid.UUID
+	keys     []string
+	statuses []int32
+	bodies   [][]byte
+	at       []time.Time
+}
+
+// Add renders r's final answer for storage.
+func (c *Completions) Add(r *Request, result any, resultErr error) error {
 	if r.render == nil {
 		return errors.New("idempotency: no renderer set")
 	}
@@ -332,9 +341,23 @@ func (r *Request) QueueComplete(b *pgx.Batch, result any, resultErr error) error
 	if err != nil {
 		return fmt.Errorf("render idempotent answer: %w", err)
 	}
-	b.Queue(completeSQL, r.TenantID, r.Key, status, body, r.now()).Exec(func(pgconn.CommandTag) error { return nil })
+	c.tenants, c.keys = append(c.tenants, r.TenantID), append(c.keys, r.Key)
+	c.statuses, c.bodies, c.at = append(c.statuses, int32(status)), append(c.bodies, body), append(c.at, r.now())
 	return nil
 }
+
+// Queue queues the storage of every added answer into b.
+func (c *Completions) Queue(b *pgx.Batch) {
+	if len(c.keys) == 0 {
+		return
+	}
+	b.Queue(completeManySQL, c.tenants, c.keys, c.statuses, c.bodies, c.at).Exec(func(pgconn.CommandTag) error { return nil })
+}
+
+const completeManySQL = `UPDATE idempotency_keys AS k SET status = 'completed', locked_until = NULL,
+    response_status = u.status, response_body = u.body, completed_at = u.at
+FROM unnest($1::UUID[], $2::TEXT[], $3::INT[], $4::BYTEA[], $5::TIMESTAMPTZ[]) AS u (tenant_id, key, status, body, at)
+WHERE k.tenant_id = u.tenant_id AND k.key = u.key`
 
 const completeSQL = `UPDATE idempotency_keys SET status = 'completed', locked_until = NULL, response_status = $3, response_body = $4, completed_at = $5
 		WHERE tenant_id = $1 AND key = $2`

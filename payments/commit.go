@@ -9,7 +9,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/payments-api/payments/errcode"
 	"github.com/payments-api/payments/events"
@@ -142,14 +141,17 @@ func (s *Service) applyUnits(ctx context.Context, tx pgx.Tx, units []*writeUnit)
 	first := &pgx.Batch{}
 	var claimReqs []*idempotency.Request
 	var claimIDs []uuid.UUID
-	guarded := make([]bool, len(units))
+	var outcomes outcomeRows
+	fast := make([]bool, len(units)) // outcome units on the multi-row path
+	// An outcome's events and postings are written only once its guarded
+	// update is known to have applied; otherwise its slow path writes them.
+	unitEvents := make([][]events.Event, len(units))
+	unitPostings := make([][]ledger.Transaction, len(units))
+	outcomeOf := map[uuid.UUID]bool{}
+	updated := map[uuid.UUID]bool{}
 	var evs []events.Event
 	var postings []ledger.Transaction
-	type answer struct {
-		u   *writeUnit
-		err error
-	}
-	var answers []answer
+	var answers idempotency.Completions
 	for _, u := range units {
 		u.refused, u.resume, u.out, u.resultErr = nil, nil, Payment{}, nil
 		if u.fn == nil {
@@ -171,23 +173,26 @@ func (s *Service) applyUnits(ctx context.Context, tx pgx.Tx, units []*writeUnit)
 				u.refused = err
 				continue
 			}
-			args, err := bumpVersion(&cur, now)
-			if err != nil {
+			if outcomeOf[cur.ID] {
+				continue // a second outcome of one payment: the slow path, after the first
+			}
+			readVersion := cur.Version
+			cur.Version++
+			cur.UpdatedAt = now
+			if err := outcomes.add(&cur, readVersion); err != nil {
 				u.refused = err
 				continue
 			}
+			outcomeOf[cur.ID] = true
+			fast[i] = true
 			for j := range uevs {
 				uevs[j].ObjectVersion, uevs[j].Data = cur.Version, cur.snapshot()
 			}
 			u.out = cur
-			first.Queue(updatePaymentSQL, args...).Exec(func(ct pgconn.CommandTag) error {
-				guarded[i] = ct.RowsAffected() == 1
-				return nil
-			})
-			evs = append(evs, uevs...)
-			postings = append(postings, upost...)
+			unitEvents[i], unitPostings[i] = uevs, upost
 		}
 	}
+	outcomes.queue(first, updated)
 	idempotency.QueueClaims(first, claimReqs, claimIDs)
 	if first.Len() > 0 {
 		if err := tx.SendBatch(ctx, first).Close(); err != nil {
@@ -225,15 +230,19 @@ func (s *Service) applyUnits(ctx context.Context, tx pgx.Tx, units []*writeUnit)
 			inserts = append(inserts, u.create)
 			evs = append(evs, paymentEvent(events.PaymentCreated, *u.create, u.create.CreatedAt))
 		case u.outcome != nil:
-			if u.outcome.Operation == OpNone || !guarded[i] {
+			if !fast[i] || !updated[u.outcome.ID] {
 				if err := s.recordOutcome(ctx, tx, u, now); err != nil {
 					return err
 				}
 				continue
 			}
+			evs = append(evs, unitEvents[i]...)
+			postings = append(postings, unitPostings[i]...)
 			u.resultErr = resultOf(u.out, u.outcome.Operation, u.callErr)
 			if u.idem != nil && u.idem.Claimed() {
-				answers = append(answers, answer{u, u.resultErr})
+				if err := answers.Add(u.idem, u.out, u.resultErr); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -241,11 +250,7 @@ func (s *Service) applyUnits(ctx context.Context, tx pgx.Tx, units []*writeUnit)
 		return err
 	}
 	events.QueueAppend(second, evs...)
-	for _, a := range answers {
-		if err := a.u.idem.QueueComplete(second, a.u.out, a.err); err != nil {
-			return err
-		}
-	}
+	answers.Queue(second)
 	if second.Len() > 0 {
 		if err := tx.SendBatch(ctx, second).Close(); err != nil {
 			return fmt.Errorf("write batch: %w", err)

@@ -144,6 +144,86 @@ func bumpVersion(p *Payment, now time.Time) ([]any, error) {
 	return append(a, readVersion), nil
 }
 
+// updateOutcomesSQL writes the columns an operation's outcome changes
+// (transition) for many payments in one statement, each guarded by the
+// version it was read at; it answers the payments it updated. Its text is
+// the same for any number of rows: one prepared statement.
+const updateOutcomesSQL = `UPDATE payments AS p SET
+    status = u.status, amount_capturable = u.amount_capturable, amount_captured = u.amount_captured, fee = u.fee,
+    processor_ref = u.processor_ref, operation = u.operation, operation_started_at = u.operation_started_at,
+    operation_amount = u.operation_amount, next_action = u.next_action::JSONB, failure_code = u.failure_code,
+    failure_message = u.failure_message, decline_code = u.decline_code, version = u.version, updated_at = u.updated_at
+FROM unnest($1::UUID[], $2::UUID[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], $6::BIGINT[], $7::TEXT[], $8::TEXT[],
+            $9::TIMESTAMPTZ[], $10::BIGINT[], $11::TEXT[], $12::TEXT[], $13::TEXT[], $14::TEXT[], $15::INT[],
+            $16::TIMESTAMPTZ[], $17::INT[])
+    AS u (tenant_id, id, status, amount_capturable, amount_captured, fee, processor_ref, operation,
+          operation_started_at, operation_amount, next_action, failure_code, failure_message, decline_code, version,
+          updated_at, read_version)
+WHERE p.tenant_id = u.tenant_id AND p.id = u.id AND p.version = u.read_version
+RETURNING p.id`
+
+// outcomeRows collects the arguments of updateOutcomesSQL.
+type outcomeRows struct {
+	tenantIDs, ids                  []uuid.UUID
+	statuses                        []string
+	capturable, captured, fees      []int64
+	refs, ops                       []*string
+	opStarted                       []*time.Time
+	opAmounts                       []*int64
+	nextActions                     []*string
+	failureCodes, failureMsgs, decl []*string
+	versions, readVersions          []int32
+	updatedAt                       []time.Time
+}
+
+// add appends p, already advanced by bumpOutcome, updated from readVersion.
+func (r *outcomeRows) add(p *Payment, readVersion int) error {
+	var next *string
+	if p.NextAction != nil {
+		b, err := json.Marshal(p.NextAction)
+		if err != nil {
+			return fmt.Errorf("encode next action: %w", err)
+		}
+		s := string(b)
+		next = &s
+	}
+	var op *string
+	if p.Operation != OpNone {
+		s := string(p.Operation)
+		op = &s
+	}
+	r.tenantIDs, r.ids = append(r.tenantIDs, p.TenantID), append(r.ids, p.ID)
+	r.statuses = append(r.statuses, string(p.Status))
+	r.capturable, r.captured, r.fees = append(r.capturable, p.AmountCapturable), append(r.captured, p.AmountCaptured), append(r.fees, p.Fee)
+	r.refs, r.ops = append(r.refs, p.ProcessorRef), append(r.ops, op)
+	r.opStarted, r.opAmounts = append(r.opStarted, p.OperationStartedAt), append(r.opAmounts, p.OperationAmount)
+	r.nextActions = append(r.nextActions, next)
+	r.failureCodes, r.failureMsgs, r.decl = append(r.failureCodes, p.FailureCode), append(r.failureMsgs, p.FailureMessage), append(r.decl, p.DeclineCode)
+	r.versions, r.readVersions = append(r.versions, int32(p.Version)), append(r.readVersions, int32(readVersion))
+	r.updatedAt = append(r.updatedAt, p.UpdatedAt)
+	return nil
+}
+
+// queue queues the statement into b; updated receives the IDs it wrote.
+func (r *outcomeRows) queue(b *pgx.Batch, updated map[uuid.UUID]bool) {
+	if len(r.ids) == 0 {
+		return
+	}
+	b.Queue(updateOutcomesSQL, r.tenantIDs, r.ids, r.statuses, r.capturable, r.captured, r.fees, r.refs, r.ops,
+		r.opStarted, r.opAmounts, r.nextActions, r.failureCodes, r.failureMsgs, r.decl, r.versions,
+		r.updatedAt, r.readVersions).Query(func(rows pgx.Rows) error {
+		var id uuid.UUID
+		_, err := pgx.ForEachRow(rows, []any{&id}, func() error {
+			updated[id] = true
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("update payment outcomes: %w", err)
+		}
+		return nil
+	})
+}
+
 // updatePayment writes every mutable column of p, guarded by the version
 // the caller read, and bumps the version.
 func updatePayment(ctx context.Context, tx pgx.Tx, p *Payment, now time.Time) error {
