@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/payments-api/payments/accounts"
 	"github.com/payments-api/payments/errcode"
+	"github.com/payments-api/payments/idempotency"
 	"github.com/payments-api/payments/ids"
 	"github.com/payments-api/payments/payments"
 	"github.com/payments-api/payments/processor/sandbox"
@@ -190,6 +192,10 @@ func operation(op huma.Operation, security string, errs ...int) huma.Operation {
 func handle[I, O any](h func(context.Context, *I) (*O, error)) func(context.Context, *I) (*O, error) {
 	return func(ctx context.Context, in *I) (*O, error) {
 		out, err := h(ctx, in)
+		var replay *idempotency.Replay
+		if errors.As(err, &replay) {
+			return nil, &replayed{stored: replay.Stored}
+		}
 		if err != nil {
 			return nil, problemFrom(ctx, err)
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/payments-api/payments/errcode"
+	"github.com/payments-api/payments/idempotency"
 	"github.com/payments-api/payments/processor"
 )
 
@@ -48,6 +49,32 @@ func (p *Problem) ContentType(ct string) string {
 
 // GetHeaders implements huma.HeadersError, carrying Retry-After.
 func (p *Problem) GetHeaders() http.Header { return p.headers }
+
+// replayed is a stored Idempotency-Key answer sent again: its status, its
+// body byte for byte (jsonEncode compacts it, which it already is), and
+// Idempotent-Replayed: true. The use case's claim of the key finds it, so
+// a replay costs no look-up of its own before the handler.
+type replayed struct {
+	stored idempotency.Stored
+}
+
+func (r *replayed) Error() string  { return "idempotent replay" }
+func (r *replayed) GetStatus() int { return r.stored.Status }
+
+// ContentType is problem+json for a stored error.
+func (r *replayed) ContentType(ct string) string {
+	if r.stored.Status >= 400 && ct == "application/json" {
+		return "application/problem+json"
+	}
+	return ct
+}
+
+func (r *replayed) GetHeaders() http.Header {
+	return http.Header{"Idempotent-Replayed": []string{"true"}}
+}
+
+// MarshalJSON answers the stored body.
+func (r *replayed) MarshalJSON() ([]byte, error) { return r.stored.Body, nil }
 
 // statusOf is the one table from domain error kinds to HTTP statuses.
 var statusOf = map[errcode.Kind]int{
@@ -165,6 +192,12 @@ func problemFrom(ctx context.Context, err error) *Problem {
 	var p *Problem
 	if errors.As(err, &p) {
 		return p
+	}
+	var replay *idempotency.Replay
+	if errors.As(err, &replay) {
+		// Only a use case called from outside a handler gets here; its
+		// caller answers the stored body itself.
+		return newProblem(ctx, http.StatusConflict, errcode.CodeIdempotencyInFlight, "this Idempotency-Key's request has completed; retry to receive its answer")
 	}
 	e := errcode.As(err)
 	if e == nil {

@@ -70,22 +70,9 @@ func (s *Server) guardWrite(ctx huma.Context, p tenancy.Principal) huma.Context 
 		TenantID: p.TenantID, Key: key, Method: ctx.Method(), Path: path,
 		Fingerprint: idempotency.Fingerprint(ctx.Method(), path, body), Lease: s.cfg.IdempotencyLease,
 	}
-	stored, err := req.Check(rctx, p.Shard.Pool)
-	if err != nil {
-		s.fail(ctx, problemFrom(rctx, err))
-		return nil
-	}
-	if stored != nil {
-		ctx.SetHeader("Idempotent-Replayed", "true")
-		ct := "application/json"
-		if stored.Status >= 400 {
-			ct = "application/problem+json"
-		}
-		ctx.SetHeader("Content-Type", ct)
-		ctx.SetStatus(stored.Status)
-		_, _ = ctx.BodyWriter().Write(stored.Body)
-		return nil
-	}
+	// No look-up here: the use case's claim of the key, inside its first
+	// transaction, finds a stored answer (replayed by handle), a key in
+	// flight or reused with another request.
 	return huma.WithContext(next, idempotency.WithRequest(rctx, req))
 }
 

@@ -172,46 +172,21 @@ var (
 		"a request with this Idempotency-Key is still being processed; retry later")
 )
 
-// Querier is a pool or a transaction.
-type Querier interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+// Replay is Claim's answer for a key whose request completed: the stored
+// answer, which the edge sends again as it is, marked replayed.
+type Replay struct {
+	Stored
 }
 
-// Check looks the key up before the request runs. It returns the stored
-// answer to replay, or nil to go on. Errors: idempotency_key_reused (422),
-// idempotency_key_in_use (409).
-func (r *Request) Check(ctx context.Context, q Querier) (*Stored, error) {
-	var fp []byte
-	var status string
-	var lockedUntil *time.Time
-	var respStatus *int
-	var respBody []byte
-	err := q.QueryRow(ctx, `SELECT fingerprint, status, locked_until, response_status, response_body
-		FROM idempotency_keys WHERE tenant_id = $1 AND key = $2`, r.TenantID, r.Key).
-		Scan(&fp, &status, &lockedUntil, &respStatus, &respBody)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read idempotency key: %w", err)
-	}
-	if !bytes.Equal(fp, r.Fingerprint[:]) {
-		return nil, errReused
-	}
-	if status == "completed" && respStatus != nil {
-		return &Stored{Status: *respStatus, Body: respBody}, nil
-	}
-	if lockedUntil != nil && r.now().Before(*lockedUntil) {
-		return nil, errInFlight
-	}
-	return nil, nil
+func (r *Replay) Error() string {
+	return fmt.Sprintf("idempotency: replay of the stored answer (status %d)", r.Status)
 }
 
 // Claim takes the key inside the use case's first transaction. It returns
 // the recovery point, the resource that an earlier attempt whose lease
-// expired had created, or nil for a fresh key. Errors:
-// idempotency_key_reused, idempotency_key_in_use (also when the key
-// completed meanwhile: the client's retry then replays it).
+// expired had created, or nil for a fresh key. Errors: *Replay for a key
+// whose request completed with the same fingerprint,
+// idempotency_key_reused, idempotency_key_in_use.
 func (r *Request) Claim(ctx context.Context, tx pgx.Tx) (*uuid.UUID, error) {
 	now := r.now()
 	tag, err := tx.Exec(ctx, `INSERT INTO idempotency_keys (tenant_id, key, fingerprint, method, path, status, locked_until, created_at)
@@ -228,13 +203,19 @@ func (r *Request) Claim(ctx context.Context, tx pgx.Tx) (*uuid.UUID, error) {
 	var status string
 	var lockedUntil *time.Time
 	var resource *uuid.UUID
-	err = tx.QueryRow(ctx, `SELECT fingerprint, status, locked_until, resource_id FROM idempotency_keys WHERE tenant_id = $1 AND key = $2`,
-		r.TenantID, r.Key).Scan(&fp, &status, &lockedUntil, &resource)
+	var respStatus *int
+	var respBody []byte
+	err = tx.QueryRow(ctx, `SELECT fingerprint, status, locked_until, resource_id, response_status, response_body
+		FROM idempotency_keys WHERE tenant_id = $1 AND key = $2`,
+		r.TenantID, r.Key).Scan(&fp, &status, &lockedUntil, &resource, &respStatus, &respBody)
 	if err != nil {
 		return nil, fmt.Errorf("read idempotency key: %w", err)
 	}
 	if !bytes.Equal(fp, r.Fingerprint[:]) {
 		return nil, errReused
+	}
+	if status == "completed" && respStatus != nil {
+		return nil, &Replay{Stored: Stored{Status: *respStatus, Body: respBody}}
 	}
 	if status == "completed" || (lockedUntil != nil && now.Before(*lockedUntil)) {
 		return nil, errInFlight

@@ -3,6 +3,7 @@ package payments
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -213,7 +214,8 @@ func (s *Service) applyUnits(ctx context.Context, tx pgx.Tx, units []*writeUnit)
 				// over from an attempt whose lease expired.
 				r, err := u.idem.Claim(ctx, tx)
 				if err != nil {
-					if errcode.As(err) == nil {
+					var replay *idempotency.Replay
+					if errcode.As(err) == nil && !errors.As(err, &replay) {
 						return err
 					}
 					u.refused = err
