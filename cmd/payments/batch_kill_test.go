@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -42,43 +41,13 @@ func TestSIGKILLWithBatchesInFlightLosesNoAcknowledgedPayment(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	var logs bytes.Buffer
-	cmd := exec.Command(bin, "serve")
-	cmd.Env = append(os.Environ(),
+	env := append(os.Environ(),
 		"DATABASE_URL="+dsn, "REDIS_URL="+dbtest.RedisURL(t), "PAYMENTS_REDIS_PREFIX="+dbtest.KeyPrefix(t),
 		"PAYMENTS_ADMIN_TOKEN="+token, "PAYMENTS_HTTP_ADDR="+addr,
 		"PAYMENTS_RATE_LIMIT_PER_SECOND=100000", "PAYMENTS_BATCH_DELAY_MS=20", "PAYMENTS_LOG_LEVEL=warn",
 	)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	base := "http://" + addr
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if r, err := http.Get(base + "/healthz"); err == nil {
-			r.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server did not start:\n%s", logs.String())
-		}
-	}
-	req, _ := http.NewRequest("POST", base+"/v1/admin/tenants", strings.NewReader(`{"name":"Acme","region":"local"}`))
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var created struct {
-		APIKey struct{ Secret string } `json:"api_key"`
-	}
-	_ = json.NewDecoder(res.Body).Decode(&created)
-	res.Body.Close()
-	if created.APIKey.Secret == "" {
-		t.Fatalf("no tenant key:\n%s", logs.String())
-	}
+	cmd, logs, base := startServe(t, bin, env, addr)
+	secret := createTenantSecret(t, base, token)
 
 	const clients = 24
 	var mu sync.Mutex
@@ -100,7 +69,7 @@ func TestSIGKILLWithBatchesInFlightLosesNoAcknowledgedPayment(t *testing.T) {
 				sent++
 				mu.Unlock()
 				r, _ := http.NewRequest("POST", base+"/v1/payments", strings.NewReader(`{"amount":1000,"currency":"usd","payment_method":"pm_card_visa"}`))
-				r.Header.Set("Authorization", "Bearer "+created.APIKey.Secret)
+				r.Header.Set("Authorization", "Bearer "+secret)
 				r.Header.Set("Content-Type", "application/json")
 				r.Header.Set("Idempotency-Key", key)
 				res, err := client.Do(r)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -30,6 +29,50 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// startServe starts `bin serve` with env, listening on addr, and waits
+// until it answers /healthz; the process is killed when the test ends.
+func startServe(t *testing.T, bin string, env []string, addr string) (*exec.Cmd, *syncBuffer, string) {
+	t.Helper()
+	logs := &syncBuffer{}
+	cmd := exec.Command(bin, "serve")
+	cmd.Env, cmd.Stdout, cmd.Stderr = env, logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	base := "http://" + addr
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if r, err := http.Get(base + "/healthz"); err == nil {
+			r.Body.Close()
+			return cmd, logs, base
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not start:\n%s", logs.String())
+		}
+	}
+}
+
+// createTenantSecret creates a tenant through the admin API and returns
+// its secret key.
+func createTenantSecret(t *testing.T, base, adminToken string) string {
+	t.Helper()
+	req, _ := http.NewRequest("POST", base+"/v1/admin/tenants", strings.NewReader(`{"name":"Acme","region":"local"}`))
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var created struct {
+		APIKey struct{ Secret string } `json:"api_key"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&created); err != nil || created.APIKey.Secret == "" {
+		t.Fatalf("create tenant: %d %v", res.StatusCode, err)
+	}
+	return created.APIKey.Secret
+}
+
 // TestServeDrainsOnSIGTERM runs the real binary, starts a payment whose
 // processor call takes a second, sends SIGTERM while it is in flight, and
 // checks that the request still completes and the process exits cleanly.
@@ -55,37 +98,8 @@ func TestServeDrainsOnSIGTERM(t *testing.T) {
 		"PAYMENTS_HTTP_ADDR="+addr,
 		"PAYMENTS_SANDBOX_LATENCY_MS=1000",
 	)
-	var logs bytes.Buffer
-	cmd := exec.Command(bin, "serve")
-	cmd.Env, cmd.Stdout, cmd.Stderr = env, &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	base := "http://" + addr
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if r, err := http.Get(base + "/healthz"); err == nil {
-			r.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server did not start:\n%s", logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	req, _ := http.NewRequest("POST", base+"/v1/admin/tenants", strings.NewReader(`{"name":"Acme","region":"local"}`))
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var created struct {
-		APIKey struct{ Secret string } `json:"api_key"`
-	}
-	_ = json.NewDecoder(res.Body).Decode(&created)
-	res.Body.Close()
+	cmd, logs, base := startServe(t, bin, env, addr)
+	secret := createTenantSecret(t, base, token)
 
 	type result struct {
 		status int
@@ -95,7 +109,7 @@ func TestServeDrainsOnSIGTERM(t *testing.T) {
 	done := make(chan result, 1)
 	go func() {
 		req, _ := http.NewRequest("POST", base+"/v1/payments", strings.NewReader(`{"amount":1000,"currency":"usd","payment_method":"pm_card_visa"}`))
-		req.Header.Set("Authorization", "Bearer "+created.APIKey.Secret)
+		req.Header.Set("Authorization", "Bearer "+secret)
 		req.Header.Set("Content-Type", "application/json")
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
