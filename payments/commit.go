@@ -50,10 +50,9 @@ type writeUnit struct {
 }
 
 // batchers holds the batchers of each shard, made on first use: lanes of
-// them, each tenant always in the same lane. Lanes commit concurrently;
-// their transactions touch disjoint tenants, and so (every index the batch
-// reads starts with tenant_id) disjoint index pages, which keeps
-// serializable transactions of different lanes from conflicting.
+// them, each tenant always in the same lane. Lanes commit concurrently and
+// touch disjoint tenants, but not disjoint index pages (neighbouring
+// tenants share them), so they can conflict; see BatchLanesDefault.
 type batchers struct {
 	mu    sync.Mutex
 	opts  txn.BatchOptions
@@ -131,12 +130,14 @@ func (s *Service) Close() {
 	s.batch.m = nil
 }
 
-// applyUnits writes a batch in a few round trips, whatever its size: the
-// idempotency claims and the guarded payment updates in the first, the
-// payment inserts, events and stored answers in the second, the ledger
-// postings in the two of ledger.Post. A unit whose fast path does not
-// apply (a key that exists, a payment that moved on) takes its own slow
-// path in between, in the same transaction.
+// applyUnits writes a batch. Use-case bodies run first, one after another,
+// each in its savepoint. Creations and outcomes then take a few round trips
+// whatever their number: the multi-row idempotency claim and the
+// multi-row, version-guarded outcome update in the first; the payment
+// inserts, the events with their outbox rows and the stored answers in the
+// second; the ledger postings in the two of ledger.Post. A unit whose fast
+// path does not apply (a key that exists, a payment that moved on) takes
+// its own slow path in between, in the same transaction.
 func (s *Service) applyUnits(ctx context.Context, tx pgx.Tx, units []*writeUnit) error {
 	now := s.now()
 	first := &pgx.Batch{}
