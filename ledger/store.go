@@ -130,6 +130,69 @@ func Post(ctx context.Context, tx pgx.Tx, txs ...Transaction) error {
 	return insertEntries(ctx, tx, fresh, inserted)
 }
 
+// postOneSQL writes the header rows and their entries in one statement,
+// for a pipeline that cannot wait for RETURNING between the two: the
+// entries of a transaction whose source is already booked are not written
+// (the join), and the counts it answers tell the caller so.
+const postOneSQL = `WITH t AS (` + insertTransactionsSQL + `),
+e AS (
+  INSERT INTO ledger_entries (tenant_id, transaction_id, account, currency, amount, created_at)
+  SELECT u.tenant_id, u.transaction_id, u.account, u.currency, u.amount, t.created_at
+  FROM unnest($12::UUID[], $13::UUID[], $14::TEXT[], $15::TEXT[], $16::BIGINT[])
+      AS u (tenant_id, transaction_id, account, currency, amount)
+  JOIN t ON t.id = u.transaction_id
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM e)`
+
+// QueuePost queues txs into b as one statement, with the checks of Post
+// before anything is queued; entries get their transaction's creation
+// time, as with Post. When b runs,
+// a source already booked fails it with the CodeDuplicateSource error,
+// after some rows may have been written: the caller's transaction must
+// then be rolled back, which a failing batch does. Post is the form that
+// refuses without writing.
+func QueuePost(b *pgx.Batch, txs ...Transaction) error {
+	if len(txs) == 0 {
+		return nil
+	}
+	if len(txs) > PostTransactionsMax {
+		return errcode.Internal(fmt.Errorf("post %d ledger transactions: more than the limit %d", len(txs), PostTransactionsMax))
+	}
+	booked := make(map[sourceKey]bool, len(txs))
+	byID := make(map[uuid.UUID]bool, len(txs))
+	for _, t := range txs {
+		if err := t.check(); err != nil {
+			return errcode.Internal(fmt.Errorf("post ledger transaction %s: %w", ids.Format(ids.PrefixBalanceTx, t.ID), err))
+		}
+		if byID[t.ID] {
+			return errcode.Internal(fmt.Errorf("post ledger transaction %s: %w: the id appears twice in one call",
+				ids.Format(ids.PrefixBalanceTx, t.ID), ErrMalformed))
+		}
+		byID[t.ID] = true
+		if booked[t.sourceKey()] {
+			return duplicateError(txs, []uuid.UUID{t.ID})
+		}
+		booked[t.sourceKey()] = true
+	}
+	entriesTotal := 0
+	for _, t := range txs {
+		entriesTotal += len(t.Entries)
+	}
+	args := append(headerArgs(txs), entryArgs(txs, nil)[:5]...)
+	b.Queue(postOneSQL, args...).QueryRow(func(row pgx.Row) error {
+		var headers, entries int64
+		if err := row.Scan(&headers, &entries); err != nil {
+			return fmt.Errorf("post ledger transactions: %w", err)
+		}
+		if headers != int64(len(txs)) || entries != int64(entriesTotal) {
+			return duplicateError(txs, nil)
+		}
+		return nil
+	})
+	return nil
+}
+
 // duplicateError builds the CodeDuplicateSource error for the refused IDs,
 // listed in call order.
 func duplicateError(txs []Transaction, dups []uuid.UUID) error {
@@ -172,9 +235,8 @@ FROM unnest($1::UUID[], $2::UUID[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::UUID
 ON CONFLICT (tenant_id, source_id, source_type, type) DO NOTHING
 RETURNING id, created_at`
 
-// insertTransactions writes the header rows and returns the creation time of
-// each one written; a transaction whose source exists is skipped.
-func insertTransactions(ctx context.Context, tx pgx.Tx, txs []Transaction) (map[uuid.UUID]time.Time, error) {
+// headerArgs are the eleven array parameters of insertTransactionsSQL.
+func headerArgs(txs []Transaction) []any {
 	n := len(txs)
 	var (
 		tenantIDs   = make([]uuid.UUID, n)
@@ -196,8 +258,14 @@ func insertTransactions(ctx context.Context, tx pgx.Tx, txs []Transaction) (map[
 		amounts[i], fees[i], nets[i] = t.Amount, t.Fee, t.Net
 		createdAts[i] = pgtype.Timestamptz{Time: t.CreatedAt, Valid: !t.CreatedAt.IsZero()}
 	}
-	rows, err := tx.Query(ctx, insertTransactionsSQL, tenantIDs, txIDs, currencies, types, sourceTypes, sourceIDs,
-		paymentIDs, amounts, fees, nets, createdAts)
+	return []any{tenantIDs, txIDs, currencies, types, sourceTypes, sourceIDs, paymentIDs, amounts, fees, nets, createdAts}
+}
+
+// insertTransactions writes the header rows and returns the creation time of
+// each one written; a transaction whose source exists is skipped.
+func insertTransactions(ctx context.Context, tx pgx.Tx, txs []Transaction) (map[uuid.UUID]time.Time, error) {
+	n := len(txs)
+	rows, err := tx.Query(ctx, insertTransactionsSQL, headerArgs(txs)...)
 	if err != nil {
 		return nil, fmt.Errorf("insert ledger transactions: %w", err)
 	}
@@ -222,6 +290,15 @@ FROM unnest($1::UUID[], $2::UUID[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], $6::TI
 // insertEntries writes the legs of txs, stamped with their transaction's
 // creation time.
 func insertEntries(ctx context.Context, tx pgx.Tx, txs []Transaction, createdAt map[uuid.UUID]time.Time) error {
+	if _, err := tx.Exec(ctx, insertEntriesSQL, entryArgs(txs, createdAt)...); err != nil {
+		return fmt.Errorf("insert ledger entries: %w", err)
+	}
+	return nil
+}
+
+// entryArgs are the six array parameters of the entries' insert: the legs
+// of txs, stamped with their transaction's creation time.
+func entryArgs(txs []Transaction, createdAt map[uuid.UUID]time.Time) []any {
 	n := 0
 	for _, t := range txs {
 		n += len(t.Entries)
@@ -244,10 +321,7 @@ func insertEntries(ctx context.Context, tx pgx.Tx, txs []Transaction, createdAt 
 			createdAts = append(createdAts, createdAt[t.ID])
 		}
 	}
-	if _, err := tx.Exec(ctx, insertEntriesSQL, tenantIDs, txIDs, accounts, currencies, amounts, createdAts); err != nil {
-		return fmt.Errorf("insert ledger entries: %w", err)
-	}
-	return nil
+	return []any{tenantIDs, txIDs, accounts, currencies, amounts, createdAts}
 }
 
 // deleteTransactions removes the header rows this call inserted, before any

@@ -135,7 +135,7 @@ func (s *Service) Close() {
 // whatever their number: the multi-row idempotency claim and the
 // multi-row, version-guarded outcome update in the first; the payment
 // inserts, the events with their outbox rows and the stored answers in the
-// second; the ledger postings in the two of ledger.Post. A unit whose fast
+// second, with the ledger postings (ledger.QueuePost). A unit whose fast
 // path does not apply (a key that exists, a payment that moved on) takes
 // its own slow path in between, in the same transaction.
 func (s *Service) applyUnits(ctx context.Context, tx pgx.Tx, units []*writeUnit) error {
@@ -254,12 +254,15 @@ func (s *Service) applyUnits(ctx context.Context, tx pgx.Tx, units []*writeUnit)
 	}
 	events.QueueAppend(second, evs...)
 	answers.Queue(second)
+	if err := ledger.QueuePost(second, postings...); err != nil {
+		return err
+	}
 	if second.Len() > 0 {
 		if err := tx.SendBatch(ctx, second).Close(); err != nil {
 			return fmt.Errorf("write batch: %w", err)
 		}
 	}
-	return ledger.Post(ctx, tx, postings...)
+	return nil
 }
 
 // runIsolated runs u.fn inside a savepoint: an error of fn rolls back to
