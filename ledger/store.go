@@ -83,32 +83,10 @@ func Post(ctx context.Context, tx pgx.Tx, txs ...Transaction) error {
 	if len(txs) == 0 {
 		return nil
 	}
-	if len(txs) > PostTransactionsMax {
-		return errcode.Internal(fmt.Errorf("post %d ledger transactions: more than the limit %d", len(txs), PostTransactionsMax))
+	fresh, dups, err := sortCall(txs)
+	if err != nil {
+		return err
 	}
-	// Assert everything before the first write, and set aside duplicates
-	// within the call so that each source reaches the INSERT once.
-	var dups []uuid.UUID
-	booked := make(map[sourceKey]bool, len(txs))
-	byID := make(map[uuid.UUID]bool, len(txs))
-	fresh := make([]Transaction, 0, len(txs))
-	for _, t := range txs {
-		if err := t.check(); err != nil {
-			return errcode.Internal(fmt.Errorf("post ledger transaction %s: %w", ids.Format(ids.PrefixBalanceTx, t.ID), err))
-		}
-		if byID[t.ID] {
-			return errcode.Internal(fmt.Errorf("post ledger transaction %s: %w: the id appears twice in one call",
-				ids.Format(ids.PrefixBalanceTx, t.ID), ErrMalformed))
-		}
-		byID[t.ID] = true
-		if booked[t.sourceKey()] {
-			dups = append(dups, t.ID)
-			continue
-		}
-		booked[t.sourceKey()] = true
-		fresh = append(fresh, t)
-	}
-
 	inserted, err := insertTransactions(ctx, tx, fresh)
 	if err != nil {
 		return err
@@ -156,24 +134,10 @@ func QueuePost(b *pgx.Batch, txs ...Transaction) error {
 	if len(txs) == 0 {
 		return nil
 	}
-	if len(txs) > PostTransactionsMax {
-		return errcode.Internal(fmt.Errorf("post %d ledger transactions: more than the limit %d", len(txs), PostTransactionsMax))
-	}
-	booked := make(map[sourceKey]bool, len(txs))
-	byID := make(map[uuid.UUID]bool, len(txs))
-	for _, t := range txs {
-		if err := t.check(); err != nil {
-			return errcode.Internal(fmt.Errorf("post ledger transaction %s: %w", ids.Format(ids.PrefixBalanceTx, t.ID), err))
-		}
-		if byID[t.ID] {
-			return errcode.Internal(fmt.Errorf("post ledger transaction %s: %w: the id appears twice in one call",
-				ids.Format(ids.PrefixBalanceTx, t.ID), ErrMalformed))
-		}
-		byID[t.ID] = true
-		if booked[t.sourceKey()] {
-			return duplicateError(txs, []uuid.UUID{t.ID})
-		}
-		booked[t.sourceKey()] = true
+	if _, dups, err := sortCall(txs); err != nil {
+		return err
+	} else if len(dups) > 0 {
+		return duplicateError(txs, dups)
 	}
 	entriesTotal := 0
 	for _, t := range txs {
@@ -191,6 +155,36 @@ func QueuePost(b *pgx.Batch, txs ...Transaction) error {
 		return nil
 	})
 	return nil
+}
+
+// sortCall asserts every transaction of a call before anything is written
+// (the limit, each one's invariants, no ID twice) and sets aside the ones
+// whose source appears earlier in the same call, so that each source
+// reaches the INSERT once.
+func sortCall(txs []Transaction) (fresh []Transaction, dups []uuid.UUID, err error) {
+	if len(txs) > PostTransactionsMax {
+		return nil, nil, errcode.Internal(fmt.Errorf("post %d ledger transactions: more than the limit %d", len(txs), PostTransactionsMax))
+	}
+	booked := make(map[sourceKey]bool, len(txs))
+	byID := make(map[uuid.UUID]bool, len(txs))
+	fresh = make([]Transaction, 0, len(txs))
+	for _, t := range txs {
+		if err := t.check(); err != nil {
+			return nil, nil, errcode.Internal(fmt.Errorf("post ledger transaction %s: %w", ids.Format(ids.PrefixBalanceTx, t.ID), err))
+		}
+		if byID[t.ID] {
+			return nil, nil, errcode.Internal(fmt.Errorf("post ledger transaction %s: %w: the id appears twice in one call",
+				ids.Format(ids.PrefixBalanceTx, t.ID), ErrMalformed))
+		}
+		byID[t.ID] = true
+		if booked[t.sourceKey()] {
+			dups = append(dups, t.ID)
+			continue
+		}
+		booked[t.sourceKey()] = true
+		fresh = append(fresh, t)
+	}
+	return fresh, dups, nil
 }
 
 // duplicateError builds the CodeDuplicateSource error for the refused IDs,
