@@ -174,6 +174,21 @@ func TestThreeDSecure(t *testing.T) {
 		t.Fatalf("next_action %v", next)
 	}
 	expectProblem(t, h.do("POST", "/v1/payments/"+p["id"].(string)+"/capture", ten.Secret, nil), http.StatusConflict, "payment_invalid_state")
+	// Links that the server did not sign complete nothing: the bare charge
+	// reference (all of it derivable from the tenant, payment, amount and
+	// currency), a signature of the wrong reference, a mangled one.
+	ref, sig, ok := strings.Cut(strings.TrimPrefix(url, "/v1/sandbox/3ds/"), ".")
+	if !ok || sig == "" {
+		t.Fatalf("redirect_url %q carries no signature", url)
+	}
+	flipped := []byte(sig)
+	flipped[0] ^= 1
+	for _, forged := range []string{ref, ref + ".", ref + "." + string(flipped), ref + "x." + sig, ref + "." + sig + "A"} {
+		expectProblem(t, h.do("POST", "/v1/sandbox/3ds/"+forged, "", nil), http.StatusNotFound, "resource_missing")
+	}
+	if got := h.do("GET", "/v1/payments/"+p["id"].(string), ten.Secret, nil).json(t); got["status"] != "requires_action" {
+		t.Fatalf("a forged link moved the payment: %v", got)
+	}
 	if r := h.do("POST", url, "", nil); r.Status != http.StatusOK || r.json(t)["status"] != "succeeded" {
 		t.Fatalf("complete action: %d %s", r.Status, r.Body)
 	}

@@ -10,7 +10,7 @@ import (
 )
 
 type sandboxActionInput struct {
-	Ref string `path:"ref" maxLength:"2048" doc:"The reference from the payment's next_action.redirect_url."`
+	Ref string `path:"ref" maxLength:"2048" doc:"The signed reference from the payment's next_action.redirect_url. A reference the server did not sign answers 404."`
 }
 
 type sandboxActionOutput struct {
@@ -36,7 +36,7 @@ func registerSandbox(api huma.API, s *Server) {
 			"the payment then moves to succeeded (or requires_capture for manual capture), and a payment event is recorded.",
 		Tags: []string{"Sandbox"},
 	}, "", http.StatusNotFound, http.StatusConflict), handle(func(ctx context.Context, in *sandboxActionInput) (*sandboxActionOutput, error) {
-		ch, err := s.cfg.Sandbox.CompleteAction(ctx, in.Ref)
+		ch, err := s.cfg.Sandbox.CompleteActionLink(ctx, in.Ref)
 		if err != nil {
 			return nil, err
 		}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -137,6 +139,11 @@ func newProcessors(c config, router *sharding.Router, reg prometheus.Registerer,
 	} else {
 		o := sandbox.DefaultOptions()
 		o.Latency, o.SettleDelay, o.Logger, o.UpdateHandler = c.SandboxLatency, c.SandboxSettleDelay, log, update
+		if c.Stripe.EncryptionKey != nil {
+			o.ActionKey = sandboxActionKey(c.Stripe.EncryptionKey)
+		} else {
+			log.Warn("PAYMENTS_ENCRYPTION_KEY is not set: sandbox 3-D Secure links complete only on the process that issued them")
+		}
 		sb, err := sandbox.New(o)
 		if err != nil {
 			return nil, err
@@ -211,4 +218,13 @@ func reconcileCmd(ctx context.Context, args []string, getenv func(string) string
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(rep)
+}
+
+// sandboxActionKey derives the key that signs sandbox 3-D Secure links
+// from the encryption key, which every process of a deployment shares. The
+// label keeps the derived key apart from the sealing key itself.
+func sandboxActionKey(encryptionKey []byte) []byte {
+	m := hmac.New(sha256.New, encryptionKey)
+	m.Write([]byte("payments sandbox 3-D Secure link key v1"))
+	return m.Sum(nil)
 }

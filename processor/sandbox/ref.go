@@ -1,10 +1,13 @@
 package sandbox
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/payments-api/payments/money"
 	"github.com/payments-api/payments/processor"
@@ -197,4 +200,45 @@ func (r *refReader) id() string {
 	s := string(r.b[:n])
 	r.b = r.b[n:]
 	return s
+}
+
+// actionMACBytes is the length of a 3-D Secure link's signature: 128 bits
+// of HMAC-SHA256, beyond guessing.
+const actionMACBytes = 16
+
+// actionMACEncodedLen is the signature's length once encoded.
+const actionMACEncodedLen = (actionMACBytes*8 + 5) / 6
+
+// actionLinkSeparator sits between a link's Ref and its signature; the
+// URL-safe base64 alphabet of both never holds it.
+const actionLinkSeparator = "."
+
+// actionMAC signs ref for a 3-D Secure link. The domain label keeps the
+// key's signatures for links apart from any other use of it.
+func (s *Sandbox) actionMAC(ref string) []byte {
+	m := hmac.New(sha256.New, s.actionKey)
+	m.Write([]byte("payments sandbox 3-D Secure link v1\x00"))
+	m.Write([]byte(ref))
+	return m.Sum(nil)[:actionMACBytes]
+}
+
+// actionLink returns the signed reference a 3-D Secure link carries.
+func (s *Sandbox) actionLink(ref string) string {
+	return ref + actionLinkSeparator + base64.RawURLEncoding.EncodeToString(s.actionMAC(ref))
+}
+
+// verifyActionLink returns the Ref of a link this Sandbox signed.
+func (s *Sandbox) verifyActionLink(link string) (string, bool) {
+	if len(link) > ActionLinkLengthMax {
+		return "", false
+	}
+	ref, sig, ok := strings.Cut(link, actionLinkSeparator)
+	if !ok || len(sig) != actionMACEncodedLen {
+		return "", false
+	}
+	mac, err := base64.RawURLEncoding.Strict().DecodeString(sig)
+	if err != nil || !hmac.Equal(mac, s.actionMAC(ref)) {
+		return "", false
+	}
+	return ref, true
 }

@@ -17,7 +17,9 @@
 package sandbox
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
@@ -79,6 +81,12 @@ const (
 	// UpdateDurationMax bounds how long a timer-driven UpdateHandler call
 	// may take before its context ends.
 	UpdateDurationMax = 30 * time.Second
+	// ActionKeyBytesMin is the shortest Options.ActionKey.
+	ActionKeyBytesMin = 32
+	// ActionLinkLengthMax is the length of the longest reference a 3-D
+	// Secure link carries after ActionPathPrefix. Longer input is refused
+	// without decoding.
+	ActionLinkLengthMax = RefLengthMax + 1 + actionMACEncodedLen
 )
 
 // paymentMethod numbers the entries of paymentMethods; the number is part of
@@ -139,6 +147,12 @@ type Options struct {
 	UpdateHandler processor.UpdateHandler
 	// Logger records failed timer-driven Updates; nil discards.
 	Logger *slog.Logger
+	// ActionKey signs the 3-D Secure links (NextAction.RedirectURL), so a
+	// link cannot be made from a charge's tenant, payment, amount and
+	// currency: CompleteActionLink refuses one this key did not sign. Every
+	// process serving one deployment needs the same key, of at least
+	// ActionKeyBytesMin bytes; nil means a random key of this Sandbox alone.
+	ActionKey []byte
 }
 
 // DefaultOptions returns Stripe's standard fee (2.9% + 30) and a settlement
@@ -165,6 +179,9 @@ type Sandbox struct {
 	// running counts timer-driven UpdateHandler calls in progress.
 	running sync.WaitGroup
 
+	// actionKey signs 3-D Secure links; see Options.ActionKey.
+	actionKey []byte
+
 	mu      sync.Mutex
 	closed  bool
 	pending map[string]*settlement // by the pending charge's Ref
@@ -189,12 +206,22 @@ func New(opts Options) (*Sandbox, error) {
 		return nil, fmt.Errorf("sandbox fee of %d bps: must be between 0 and %d", opts.FeeBps, money.BpsMax)
 	case opts.FeeFixed < 0 || opts.FeeFixed > money.AmountMax:
 		return nil, fmt.Errorf("sandbox fixed fee %d: must be between 0 and %d", opts.FeeFixed, money.AmountMax)
+	case opts.ActionKey != nil && len(opts.ActionKey) < ActionKeyBytesMin:
+		return nil, fmt.Errorf("sandbox action key of %d bytes: must be at least %d", len(opts.ActionKey), ActionKeyBytesMin)
+	}
+	actionKey := opts.ActionKey
+	if actionKey == nil {
+		actionKey = make([]byte, ActionKeyBytesMin)
+		if _, err := rand.Read(actionKey); err != nil {
+			return nil, fmt.Errorf("sandbox action key: %w", err)
+		}
 	}
 	s := &Sandbox{
-		opts:    opts,
-		logger:  opts.Logger,
-		now:     opts.Clock,
-		pending: make(map[string]*settlement),
+		opts:      opts,
+		logger:    opts.Logger,
+		now:       opts.Clock,
+		pending:   make(map[string]*settlement),
+		actionKey: bytes.Clone(actionKey),
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
@@ -389,6 +416,18 @@ func (s *Sandbox) CompleteAction(ctx context.Context, ref string) (processor.Cha
 		return processor.Charge{}, err
 	}
 	return charge, nil
+}
+
+// CompleteActionLink is CompleteAction for the reference a 3-D Secure link
+// carries after ActionPathPrefix, which anyone may send: a link this
+// Sandbox's Options.ActionKey did not sign is a charge that does not exist
+// (errcode.CodeResourceMissing), whatever it holds.
+func (s *Sandbox) CompleteActionLink(ctx context.Context, link string) (processor.Charge, error) {
+	ref, ok := s.verifyActionLink(link)
+	if !ok {
+		return processor.Charge{}, chargeMissing()
+	}
+	return s.CompleteAction(ctx, ref)
 }
 
 // Settle settles a processor.StatusPending charge now, without waiting for
@@ -593,7 +632,7 @@ func (s *Sandbox) view(st state) processor.Charge {
 	case processor.StatusRequiresAction:
 		c.NextAction = &processor.NextAction{
 			Type:        processor.NextActionRedirectToURL,
-			RedirectURL: ActionPathPrefix + ref,
+			RedirectURL: ActionPathPrefix + s.actionLink(ref),
 		}
 	case processor.StatusFailed:
 		m := paymentMethods[st.method]

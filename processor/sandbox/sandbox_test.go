@@ -1,6 +1,7 @@
 package sandbox_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"reflect"
@@ -424,7 +425,7 @@ func TestThreeDSecure(t *testing.T) {
 		}
 		if auth.Status != processor.StatusRequiresAction || auth.NextAction == nil ||
 			auth.NextAction.Type != processor.NextActionRedirectToURL ||
-			auth.NextAction.RedirectURL != sandbox.ActionPathPrefix+auth.Ref ||
+			!strings.HasPrefix(auth.NextAction.RedirectURL, sandbox.ActionPathPrefix+auth.Ref+".") ||
 			!strings.HasPrefix(auth.NextAction.RedirectURL, "/v1/sandbox/") {
 			t.Fatalf("Authorize = %+v (next action %+v)", auth, auth.NextAction)
 		}
@@ -435,7 +436,7 @@ func TestThreeDSecure(t *testing.T) {
 		_, err = sb.Capture(ctx, processor.CaptureRequest{Ref: auth.Ref, PaymentID: "pay_1"})
 		wantCode(t, err, errcode.KindConflict, processor.CodeUnexpectedState, "")
 
-		done, err := sb.CompleteAction(ctx, strings.TrimPrefix(auth.NextAction.RedirectURL, sandbox.ActionPathPrefix))
+		done, err := sb.CompleteActionLink(ctx, strings.TrimPrefix(auth.NextAction.RedirectURL, sandbox.ActionPathPrefix))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -889,4 +890,68 @@ func FuzzRetrieve(f *testing.F) {
 			t.Fatalf("Retrieve(%q) = %+v, %v; want %+v", c.Ref, again, err, c)
 		}
 	})
+}
+
+// TestActionLinksAreSigned: a 3-D Secure link completes only if this
+// deployment's key signed it. Everything else in a charge reference can be
+// derived from what a merchant's customer sees, so the signature is what
+// keeps links from being forged.
+func TestActionLinksAreSigned(t *testing.T) {
+	t.Parallel()
+	key := bytes.Repeat([]byte{7}, sandbox.ActionKeyBytesMin)
+	rec := &recorder{}
+	sb := newSandbox(t, func(o *sandbox.Options) { o.ActionKey, o.UpdateHandler = key, rec.handle })
+	ctx := t.Context()
+	auth, err := sb.Authorize(ctx, authorizeRequest(sandbox.PaymentMethodThreeDSecure, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := strings.TrimPrefix(auth.NextAction.RedirectURL, sandbox.ActionPathPrefix)
+	ref, sig, _ := strings.Cut(link, ".")
+	other := newSandbox(t, func(o *sandbox.Options) { o.ActionKey = bytes.Repeat([]byte{8}, sandbox.ActionKeyBytesMin) })
+	otherAuth, err := other.Authorize(ctx, authorizeRequest(sandbox.PaymentMethodThreeDSecure, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if otherAuth.Ref != auth.Ref {
+		t.Fatalf("the same charge has two refs: %s, %s", auth.Ref, otherAuth.Ref)
+	}
+	otherLink := strings.TrimPrefix(otherAuth.NextAction.RedirectURL, sandbox.ActionPathPrefix)
+	if otherLink == link {
+		t.Fatal("two keys signed a link alike")
+	}
+	for name, forged := range map[string]string{
+		"bare ref":            ref,
+		"empty signature":     ref + ".",
+		"another key's":       otherLink,
+		"signature of nought": "." + sig,
+		"longer signature":    link + "A",
+		"overlong":            link + strings.Repeat("A", sandbox.ActionLinkLengthMax),
+		"two separators":      ref + ".." + sig,
+	} {
+		_, err := sb.CompleteActionLink(ctx, forged)
+		wantCode(t, err, errcode.KindNotFound, errcode.CodeResourceMissing, "ref")
+		if len(rec.got()) != 0 {
+			t.Fatalf("%s: a forged link delivered an update", name)
+		}
+	}
+	// Every process of a deployment shares the key, and each one's links
+	// complete on the others.
+	twin := newSandbox(t, func(o *sandbox.Options) { o.ActionKey, o.UpdateHandler = key, rec.handle })
+	done, err := twin.CompleteActionLink(ctx, link)
+	if err != nil || done.Status != processor.StatusSucceeded {
+		t.Fatalf("the link on a twin: %+v, %v", done, err)
+	}
+	if len(rec.got()) != 1 {
+		t.Fatalf("updates %+v, want one", rec.got())
+	}
+}
+
+func TestActionKeyTooShort(t *testing.T) {
+	t.Parallel()
+	opts := sandbox.DefaultOptions()
+	opts.ActionKey = make([]byte, sandbox.ActionKeyBytesMin-1)
+	if _, err := sandbox.New(opts); err == nil || !strings.Contains(err.Error(), "action key") {
+		t.Fatalf("New with a %d-byte action key: %v", len(opts.ActionKey), err)
+	}
 }
