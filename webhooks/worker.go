@@ -41,6 +41,17 @@ const (
 	ConcurrencyDefault = 16
 	// ConcurrencyMax bounds Concurrency.
 	ConcurrencyMax = 1024
+	// EndpointConcurrencyDefault is how many deliveries one worker sends
+	// at once to one endpoint, per shard.
+	EndpointConcurrencyDefault = 4
+	// tenantShareDefault: by default one tenant may hold a quarter of a
+	// worker's concurrency, so that at least four tenants are served at
+	// once however many deliveries one of them has due.
+	tenantShareDefault = 4
+	// claimScanFactor and claimScanMax bound the due deliveries one claim
+	// reads to choose from: claimScanFactor times the free slots.
+	claimScanFactor = 8
+	claimScanMax    = 1000
 	// PollIntervalDefault is how long an idle worker waits before it looks
 	// for work again.
 	PollIntervalDefault = time.Second
@@ -70,9 +81,17 @@ type WorkerOptions struct {
 	// Timeout bounds one request (at most TimeoutMax).
 	Timeout time.Duration
 	// Lease is how long a claim lasts; it must exceed Timeout.
-	Lease        time.Duration
-	Concurrency  int
-	PollInterval time.Duration
+	Lease       time.Duration
+	Concurrency int
+	// TenantConcurrency bounds the deliveries of one tenant in flight at
+	// once (per worker and shard), and EndpointConcurrency those to one
+	// endpoint: one tenant's slow or failing endpoints then hold a bounded
+	// share of the slots, and the rest serve the other tenants. Defaults:
+	// a quarter of Concurrency (at least 1), and
+	// EndpointConcurrencyDefault (at most TenantConcurrency).
+	TenantConcurrency   int
+	EndpointConcurrency int
+	PollInterval        time.Duration
 	// Owner names this worker in lease_owner; default host:pid:random.
 	Owner string
 	// Box opens signing secrets sealed at rest; nil reads them in the clear.
@@ -117,6 +136,12 @@ func NewWorker(o WorkerOptions) (*Worker, error) {
 	if o.PollInterval == 0 {
 		o.PollInterval = PollIntervalDefault
 	}
+	if o.TenantConcurrency == 0 {
+		o.TenantConcurrency = max(1, o.Concurrency/tenantShareDefault)
+	}
+	if o.EndpointConcurrency == 0 {
+		o.EndpointConcurrency = min(EndpointConcurrencyDefault, o.TenantConcurrency)
+	}
 	switch {
 	case o.Timeout < 0 || o.Timeout > TimeoutMax:
 		return nil, fmt.Errorf("webhooks: worker: Timeout %v: want at most %v", o.Timeout, TimeoutMax)
@@ -124,6 +149,10 @@ func NewWorker(o WorkerOptions) (*Worker, error) {
 		return nil, fmt.Errorf("webhooks: worker: Lease %v must exceed Timeout %v, or deliveries are taken over while they run", o.Lease, o.Timeout)
 	case o.Concurrency < 1 || o.Concurrency > ConcurrencyMax:
 		return nil, fmt.Errorf("webhooks: worker: Concurrency %d: want 1 to %d", o.Concurrency, ConcurrencyMax)
+	case o.TenantConcurrency < 1 || o.TenantConcurrency > o.Concurrency:
+		return nil, fmt.Errorf("webhooks: worker: TenantConcurrency %d: want 1 to Concurrency (%d)", o.TenantConcurrency, o.Concurrency)
+	case o.EndpointConcurrency < 1 || o.EndpointConcurrency > o.TenantConcurrency:
+		return nil, fmt.Errorf("webhooks: worker: EndpointConcurrency %d: want 1 to TenantConcurrency (%d)", o.EndpointConcurrency, o.TenantConcurrency)
 	case o.PollInterval < 0:
 		return nil, fmt.Errorf("webhooks: worker: PollInterval %v must not be negative", o.PollInterval)
 	}
@@ -295,31 +324,69 @@ type Job struct {
 	Body []byte
 }
 
-// Claim leases up to n due deliveries of one shard in a short READ COMMITTED
-// transaction: each claim sets the owner and the lease expiry, increments
-// lease_version (the fencing token) and counts the attempt. A delivery
-// whose lease expired (its worker died or stalled) is due again. It then
-// reads the endpoints and events the jobs need.
+// Claim leases up to n due deliveries of one shard, fairly across tenants
+// (see claim), with nothing of this worker in flight.
 func (w *Worker) Claim(ctx context.Context, sh *sharding.Shard, n int) ([]Job, error) {
+	jobs, _, err := w.claim(ctx, sh, n, newInflight())
+	return jobs, err
+}
+
+// claim leases up to n due deliveries of one shard in a short READ
+// COMMITTED transaction: each claim sets the owner and the lease expiry,
+// increments lease_version (the fencing token) and counts the attempt. A
+// delivery whose lease expired (its worker died or stalled) is due again.
+// It then reads the endpoints and events the jobs need.
+//
+// The choice is fair: it reads the oldest due deliveries of the tenants and
+// endpoints that have room under TenantConcurrency and
+// EndpointConcurrency (given what this worker has in flight), then takes
+// them round-robin across tenants, oldest tenant first, so that a tenant
+// with a deep backlog takes its share and no more. more reports that due
+// deliveries were left for lack of room or of scan, so the caller should
+// claim again without waiting for the poll interval.
+func (w *Worker) claim(ctx context.Context, sh *sharding.Shard, n int, fl *inflight) (jobs []Job, more bool, err error) {
 	if n <= 0 {
-		return nil, nil
+		return nil, false, nil
 	}
-	var jobs []Job
-	// READ COMMITTED: the outer WHERE repeats the due condition, and the
-	// engine re-checks it on the newest row version after waiting for a
+	fullTenants, fullEndpoints, tenantRoom, endpointRoom := fl.room(w.opts.TenantConcurrency, w.opts.EndpointConcurrency)
+	scan := min(n*claimScanFactor, claimScanMax)
+	// READ COMMITTED: the UPDATE repeats the due condition, and the engine
+	// re-checks it on the newest row version after waiting for a
 	// concurrent claimer, so a delivery is leased once; the lease version
 	// fences the outcome in any case.
-	err := sh.Tx.RunReadCommitted(ctx, func(ctx context.Context, tx pgx.Tx) error {
+	err = sh.Tx.RunReadCommitted(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		jobs, more = nil, false
 		now := w.opts.Now()
-		rows, err := tx.Query(ctx, `UPDATE webhook_deliveries
+		rows, err := tx.Query(ctx, `SELECT tenant_id, id, endpoint_id FROM webhook_deliveries
+			WHERE status = 'pending' AND next_attempt_at <= $1 AND (lease_expires_at IS NULL OR lease_expires_at <= $1)
+			AND NOT (tenant_id = ANY($2::UUID[])) AND NOT (endpoint_id = ANY($3::UUID[]))
+			ORDER BY next_attempt_at LIMIT $4`, now, fullTenants, fullEndpoints, scan)
+		if err != nil {
+			return fmt.Errorf("read due webhook deliveries: %w", err)
+		}
+		cands, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (candidate, error) {
+			var c candidate
+			err := r.Scan(&c.tenant, &c.id, &c.endpoint)
+			return c, err
+		})
+		if err != nil {
+			return fmt.Errorf("read due webhook deliveries: %w", err)
+		}
+		picked, left := roundRobin(cands, n, tenantRoom, endpointRoom, w.opts.TenantConcurrency, w.opts.EndpointConcurrency)
+		more = left || len(cands) == scan
+		if len(picked) == 0 {
+			return nil
+		}
+		tenants, deliveries := make([]uuid.UUID, len(picked)), make([]uuid.UUID, len(picked))
+		for i, c := range picked {
+			tenants[i], deliveries[i] = c.tenant, c.id
+		}
+		rows, err = tx.Query(ctx, `UPDATE webhook_deliveries
 			SET lease_owner = $1, lease_expires_at = $2, lease_version = lease_version + 1, attempts = attempts + 1, updated_at = $3
-			WHERE (tenant_id, id) IN (
-				SELECT tenant_id, id FROM webhook_deliveries
-				WHERE status = 'pending' AND next_attempt_at <= $3 AND (lease_expires_at IS NULL OR lease_expires_at <= $3)
-				ORDER BY next_attempt_at LIMIT $4)
+			WHERE (tenant_id, id) IN (SELECT t, d FROM unnest($4::UUID[], $5::UUID[]) AS p (t, d))
 			AND status = 'pending' AND next_attempt_at <= $3 AND (lease_expires_at IS NULL OR lease_expires_at <= $3)
 			RETURNING tenant_id, id, event_id, endpoint_id, attempts, started_at, lease_version`,
-			w.opts.Owner, now.Add(w.opts.Lease), now, n)
+			w.opts.Owner, now.Add(w.opts.Lease), now, tenants, deliveries)
 		if err != nil {
 			return fmt.Errorf("claim webhook deliveries: %w", err)
 		}
@@ -334,13 +401,128 @@ func (w *Worker) Claim(ctx context.Context, sh *sharding.Shard, n int) ([]Job, e
 		return nil
 	})
 	if err != nil || len(jobs) == 0 {
-		return nil, err
+		return nil, more, err
 	}
 	if err := w.load(ctx, sh, jobs); err != nil {
 		// The leases expire and another claim retries them.
-		return nil, err
+		return nil, more, err
 	}
-	return jobs, nil
+	return jobs, more, nil
+}
+
+// candidate is a due delivery a claim may take.
+type candidate struct{ tenant, id, endpoint uuid.UUID }
+
+// roundRobin picks up to n of cands (oldest first), one per tenant in turn,
+// tenants in the order of their oldest candidate, within each tenant's and
+// endpoint's room (a missing entry is a full cap). left reports that a
+// candidate was passed over for lack of room.
+func roundRobin(cands []candidate, n int, tenantRoom, endpointRoom map[uuid.UUID]int, tenantCap, endpointCap int) (picked []candidate, left bool) {
+	var order []uuid.UUID
+	queues := map[uuid.UUID][]candidate{}
+	for _, c := range cands {
+		if _, ok := queues[c.tenant]; !ok {
+			order = append(order, c.tenant)
+		}
+		queues[c.tenant] = append(queues[c.tenant], c)
+	}
+	room := func(m map[uuid.UUID]int, k uuid.UUID, full int) int {
+		if r, ok := m[k]; ok {
+			return r
+		}
+		return full
+	}
+	tr, er := map[uuid.UUID]int{}, map[uuid.UUID]int{}
+	for _, t := range order {
+		tr[t] = room(tenantRoom, t, tenantCap)
+	}
+	for len(picked) < n {
+		progress := false
+		for _, t := range order {
+			if len(picked) == n {
+				break
+			}
+			q := queues[t]
+			for len(q) > 0 && tr[t] > 0 {
+				c := q[0]
+				q = q[1:]
+				if _, ok := er[c.endpoint]; !ok {
+					er[c.endpoint] = room(endpointRoom, c.endpoint, endpointCap)
+				}
+				if er[c.endpoint] == 0 {
+					left = true
+					continue
+				}
+				er[c.endpoint]--
+				tr[t]--
+				picked = append(picked, c)
+				progress = true
+				break
+			}
+			queues[t] = q
+		}
+		if !progress {
+			break
+		}
+	}
+	for _, q := range queues {
+		if len(q) > 0 {
+			left = true
+		}
+	}
+	return picked, left
+}
+
+// inflight counts one shard loop's deliveries in flight, by tenant and by
+// endpoint.
+type inflight struct {
+	mu        sync.Mutex
+	tenants   map[uuid.UUID]int
+	endpoints map[uuid.UUID]int
+}
+
+func newInflight() *inflight {
+	return &inflight{tenants: map[uuid.UUID]int{}, endpoints: map[uuid.UUID]int{}}
+}
+
+func (f *inflight) add(j Job) {
+	f.mu.Lock()
+	f.tenants[j.TenantID]++
+	f.endpoints[j.EndpointID]++
+	f.mu.Unlock()
+}
+
+func (f *inflight) done(j Job) {
+	f.mu.Lock()
+	if f.tenants[j.TenantID]--; f.tenants[j.TenantID] <= 0 {
+		delete(f.tenants, j.TenantID)
+	}
+	if f.endpoints[j.EndpointID]--; f.endpoints[j.EndpointID] <= 0 {
+		delete(f.endpoints, j.EndpointID)
+	}
+	f.mu.Unlock()
+}
+
+// room answers the tenants and endpoints at their cap, and the room left
+// under the cap of those with deliveries in flight.
+func (f *inflight) room(tenantCap, endpointCap int) (fullTenants, fullEndpoints []uuid.UUID, tenantRoom, endpointRoom map[uuid.UUID]int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fullTenants, fullEndpoints = []uuid.UUID{}, []uuid.UUID{}
+	tenantRoom, endpointRoom = map[uuid.UUID]int{}, map[uuid.UUID]int{}
+	for t, n := range f.tenants {
+		if n >= tenantCap {
+			fullTenants = append(fullTenants, t)
+		}
+		tenantRoom[t] = max(tenantCap-n, 0)
+	}
+	for e, n := range f.endpoints {
+		if n >= endpointCap {
+			fullEndpoints = append(fullEndpoints, e)
+		}
+		endpointRoom[e] = max(endpointCap-n, 0)
+	}
+	return fullTenants, fullEndpoints, tenantRoom, endpointRoom
 }
 
 // load reads the endpoints and rendered events of claimed jobs.
@@ -600,6 +782,7 @@ func (w *Worker) runShard(ctx context.Context, sh *sharding.Shard) {
 	defer inflight.Wait()
 	slots := make(chan struct{}, w.opts.Concurrency)
 	freed := make(chan struct{}, w.opts.Concurrency)
+	fl := newInflight()
 	var gaugeAt time.Time
 	for ctx.Err() == nil {
 		if time.Since(gaugeAt) >= GaugeInterval {
@@ -613,15 +796,20 @@ func (w *Worker) runShard(ctx context.Context, sh *sharding.Shard) {
 		}
 		busy = busy || n == FanoutBatchMax
 		if free := cap(slots) - len(slots); free > 0 {
-			jobs, err := w.Claim(ctx, sh, free)
+			jobs, more, err := w.claim(ctx, sh, free, fl)
 			if err != nil && ctx.Err() == nil {
 				log.Warn("claim webhook deliveries", "error", err.Error())
 			}
-			busy = busy || len(jobs) == free
+			// Deliveries left for room wait for a slot of their tenant or
+			// endpoint to free; more left for the scan's bound are read
+			// at once.
+			busy = busy || len(jobs) == free || (more && len(jobs) > 0)
 			for _, j := range jobs {
 				slots <- struct{}{}
+				fl.add(j)
 				inflight.Go(func() {
 					defer func() {
+						fl.done(j)
 						<-slots
 						select {
 						case freed <- struct{}{}:

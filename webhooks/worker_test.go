@@ -397,7 +397,8 @@ func TestCanaryReceivesNothing(t *testing.T) {
 	}
 	e.clock.Advance(time.Second)
 	e.appendEvents(1, events.PaymentSucceeded)
-	guarded := e.worker(WorkerOptions{Guard: &Guard{}, Timeout: 2 * time.Second, Lease: 5 * time.Second})
+	// One claim takes every form: the tenant may use all the slots.
+	guarded := e.worker(WorkerOptions{Guard: &Guard{}, Timeout: 2 * time.Second, Lease: 5 * time.Second, TenantConcurrency: ConcurrencyDefault})
 	if _, err := guarded.Fanout(ctx, e.sh); err != nil {
 		t.Fatal(err)
 	}

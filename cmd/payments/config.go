@@ -53,6 +53,8 @@ type config struct {
 type webhookConfig struct {
 	AllowPrivateNetworks bool
 	Concurrency          int
+	TenantConcurrency    int
+	EndpointConcurrency  int
 	Timeout              time.Duration
 	Lease                time.Duration
 	PollInterval         time.Duration
@@ -238,6 +240,18 @@ func loadWebhookConfig(e env) (webhookConfig, error) {
 		return w, err
 	}
 	if w.Concurrency, err = intFrom(e, "PAYMENTS_WEBHOOK_CONCURRENCY", webhooks.ConcurrencyDefault, 1, webhooks.ConcurrencyMax); err != nil {
+		return w, err
+	}
+	// 0 takes the worker's defaults (a quarter of the concurrency; 4 per
+	// endpoint), which depend on the concurrency.
+	if w.TenantConcurrency, err = intFrom(e, "PAYMENTS_WEBHOOK_TENANT_CONCURRENCY", 0, 0, w.Concurrency); err != nil {
+		return w, err
+	}
+	endpointMax := w.TenantConcurrency
+	if endpointMax == 0 {
+		endpointMax = w.Concurrency
+	}
+	if w.EndpointConcurrency, err = intFrom(e, "PAYMENTS_WEBHOOK_ENDPOINT_CONCURRENCY", 0, 0, endpointMax); err != nil {
 		return w, err
 	}
 	secs, err := intFrom(e, "PAYMENTS_WEBHOOK_TIMEOUT_SECONDS", int(webhooks.TimeoutMax/time.Second), 1, int(webhooks.TimeoutMax/time.Second))

@@ -373,6 +373,7 @@ func newWebhookWorker(c config, k *core, reg prometheus.Registerer, log *slog.Lo
 	return webhooks.NewWorker(webhooks.WorkerOptions{
 		Shards: k.shards, Guard: k.guard, Schedule: c.Webhooks.Schedule, Timeout: c.Webhooks.Timeout,
 		Lease: c.Webhooks.Lease, Concurrency: c.Webhooks.Concurrency, PollInterval: c.Webhooks.PollInterval,
+		TenantConcurrency: c.Webhooks.TenantConcurrency, EndpointConcurrency: c.Webhooks.EndpointConcurrency,
 		Box: k.box, Metrics: webhooks.NewMetrics(reg), Logger: log,
 	})
 }
