@@ -154,15 +154,22 @@ func (s *Service) applyUnits(ctx context.Context, tx pgx.Tx, units []*writeUnit)
 	var evs []events.Event
 	var postings []ledger.Transaction
 	var answers idempotency.Completions
+	changed := &changes{}
 	for _, u := range units {
 		u.refused, u.resume, u.out, u.resultErr = nil, nil, Payment{}, nil
 		if u.fn == nil {
 			continue
 		}
-		if err := runIsolated(ctx, tx, u); err != nil {
+		// A unit's changes count only if it was not rolled back.
+		own := &changes{}
+		if err := runIsolated(context.WithValue(ctx, changesKey{}, own), tx, u); err != nil {
 			return err
 		}
+		if u.refused == nil {
+			changed.v = append(changed.v, own.v...)
+		}
 	}
+	ctx = context.WithValue(ctx, changesKey{}, changed)
 	for i, u := range units {
 		switch {
 		case u.create != nil && u.idem != nil:
@@ -239,6 +246,12 @@ func (s *Service) applyUnits(ctx context.Context, tx pgx.Tx, units []*writeUnit)
 				}
 				continue
 			}
+			// A payment whose authorization is recorded now was never
+			// cached (see creating): no entry to invalidate, and no Redis
+			// round trip on the create path.
+			if u.out.Version != 2 || u.outcome.Operation != OpAuthorize {
+				noteChange(ctx, &u.out)
+			}
 			evs = append(evs, unitEvents[i]...)
 			postings = append(postings, unitPostings[i]...)
 			u.resultErr = resultOf(u.out, u.outcome.Operation, u.callErr)
@@ -260,6 +273,11 @@ func (s *Service) applyUnits(ctx context.Context, tx pgx.Tx, units []*writeUnit)
 	if second.Len() > 0 {
 		if err := tx.SendBatch(ctx, second).Close(); err != nil {
 			return fmt.Errorf("write batch: %w", err)
+		}
+	}
+	if s.cache != nil && len(changed.v) > 0 {
+		if err := s.cache.Invalidate(ctx, changed.v); err != nil {
+			return fmt.Errorf("invalidate the read cache: %w", err)
 		}
 	}
 	return nil

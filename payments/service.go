@@ -48,11 +48,37 @@ const (
 )
 
 // Cache is the read cache of payments. It is never the source of truth:
-// every method may fail silently, and Put must never replace a newer
+// Get and Put may fail silently, and Put must never replace a newer
 // version with an older one.
 type Cache interface {
 	Get(ctx context.Context, tenantID, id uuid.UUID) (Payment, bool)
 	Put(ctx context.Context, p Payment)
+	// Invalidate runs inside the transaction that writes the changed
+	// versions, before its COMMIT. Once it returns nil, no process may
+	// answer an older version of those payments from the cache (the
+	// writer may die before its Put); an error means that could not be
+	// ensured, and the transaction is rolled back.
+	Invalidate(ctx context.Context, changed []Version) error
+}
+
+// Version names one version of a payment.
+type Version struct {
+	TenantID, ID uuid.UUID
+	Version      int
+}
+
+// changesKey carries the *changes of a running batch in a context.
+type changesKey struct{}
+
+// changes collects the payment versions a batch transaction writes, for
+// the cache's invalidation before its COMMIT.
+type changes struct{ v []Version }
+
+// noteChange records that p's version is being written, if ctx collects.
+func noteChange(ctx context.Context, p *Payment) {
+	if c, ok := ctx.Value(changesKey{}).(*changes); ok {
+		c.v = append(c.v, Version{TenantID: p.TenantID, ID: p.ID, Version: p.Version})
+	}
 }
 
 // Options configures a Service.

@@ -238,6 +238,7 @@ func updatePayment(ctx context.Context, tx pgx.Tx, p *Payment, now time.Time) er
 	if tag.RowsAffected() != 1 {
 		return fmt.Errorf("update payment %s: version %d is no longer current", p.PublicID(), p.Version-1)
 	}
+	noteChange(ctx, p)
 	return nil
 }
 

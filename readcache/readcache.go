@@ -35,15 +35,37 @@ const (
 	RepairInterval = time.Second
 )
 
+// putScript stores a version unless the entry holds a newer one, or the
+// same one already (a tombstone of that version, which has no 'd', is
+// replaced by its data).
 var putScript = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[1], 'v')
-if cur and tonumber(cur) >= tonumber(ARGV[1]) then
+if cur and (tonumber(cur) > tonumber(ARGV[1]) or (tonumber(cur) == tonumber(ARGV[1]) and redis.call('HEXISTS', KEYS[1], 'd') == 1)) then
   return 0
 end
 redis.call('HSET', KEYS[1], 'v', ARGV[1], 'd', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 `)
+
+// tombstoneScript marks each key's entry as superseded by a version not
+// yet committed: the entry's data goes, and puts of older versions are
+// refused. ARGV holds the TTL, then one version per key.
+var tombstoneScript = redis.NewScript(`
+for i, k in ipairs(KEYS) do
+  local v = tonumber(ARGV[i + 1])
+  local cur = redis.call('HGET', k, 'v')
+  if not cur or tonumber(cur) < v then
+    redis.call('HDEL', k, 'd')
+    redis.call('HSET', k, 'v', v)
+    redis.call('PEXPIRE', k, ARGV[1])
+  end
+end
+return 1
+`)
+
+// TombstonesPerCallMax bounds the keys of one tombstone script call.
+const TombstonesPerCallMax = 256
 
 // Cache implements payments.Cache over Redis.
 type Cache struct {
@@ -53,9 +75,20 @@ type Cache struct {
 
 	hits, misses, errors prometheus.Counter
 
+	// fence, when set, keeps the cache coherent with other processes; see
+	// Fence. Without it the cache serves one process alone.
+	fence *Fence
+
 	mu       sync.Mutex
 	dirty    map[string]struct{}
 	overflow bool
+}
+
+// WithFence makes c respect f: reads and fills only while f allows it,
+// and invalidations that fall back to f's bypass. Run f with f.Run(ctx, c).
+func (c *Cache) WithFence(f *Fence) *Cache {
+	c.fence = f
+	return c
 }
 
 // New returns a cache; keys start with prefix.
@@ -102,7 +135,7 @@ func (c *Cache) markDirty(k string) {
 // Get implements payments.Cache.
 func (c *Cache) Get(ctx context.Context, tenantID, id uuid.UUID) (payments.Payment, bool) {
 	k := c.key(tenantID, id)
-	if c.isDirty(k) {
+	if c.isDirty(k) || !c.fence.usable() {
 		c.misses.Inc()
 		return payments.Payment{}, false
 	}
@@ -127,6 +160,9 @@ func (c *Cache) Get(ctx context.Context, tenantID, id uuid.UUID) (payments.Payme
 // Put implements payments.Cache: it stores p unless a newer version is
 // cached.
 func (c *Cache) Put(ctx context.Context, p payments.Payment) {
+	if !c.fence.usable() {
+		return
+	}
 	k := c.key(p.TenantID, p.ID)
 	b, err := json.Marshal(p)
 	if err != nil {
@@ -137,6 +173,53 @@ func (c *Cache) Put(ctx context.Context, p payments.Payment) {
 		c.errors.Inc()
 		c.markDirty(k)
 	}
+}
+
+// Invalidate implements payments.Cache. It runs inside the transaction
+// that changes the payments, before its COMMIT: it writes a tombstone of
+// each new version, so that from then on no process answers an older
+// version from the cache, and no reader that loaded the row before the
+// COMMIT can put it back. When Redis does not take the tombstones, the
+// fence's bypass is taken instead (which waits for every process to leave
+// the cache alone); only if that fails too is an error returned, and the
+// transaction must not commit.
+func (c *Cache) Invalidate(ctx context.Context, changed []payments.Version) error {
+	if len(changed) == 0 {
+		return nil
+	}
+	keys := make([]string, len(changed))
+	for i, v := range changed {
+		keys[i] = c.key(v.TenantID, v.ID)
+	}
+	err := c.tombstone(ctx, keys, changed)
+	if err == nil {
+		return nil
+	}
+	c.errors.Inc()
+	if c.fence == nil {
+		// One process alone: its own reads skip the keys until repaired.
+		for _, k := range keys {
+			c.markDirty(k)
+		}
+		return nil
+	}
+	return c.fence.hold(ctx, keys)
+}
+
+func (c *Cache) tombstone(ctx context.Context, keys []string, changed []payments.Version) error {
+	for len(keys) > 0 {
+		n := min(len(keys), TombstonesPerCallMax)
+		args := make([]any, 0, n+1)
+		args = append(args, TTL.Milliseconds())
+		for _, v := range changed[:n] {
+			args = append(args, v.Version)
+		}
+		if err := tombstoneScript.Run(ctx, c.rdb, keys[:n], args...).Err(); err != nil {
+			return err
+		}
+		keys, changed = keys[n:], changed[n:]
+	}
+	return nil
 }
 
 // Repair deletes the keys whose puts failed, once Redis answers; only then
@@ -179,6 +262,14 @@ func (c *Cache) dropAll(ctx context.Context) error {
 		}
 	}
 	return iter.Err()
+}
+
+// RunFence keeps the fence current until ctx ends; without a fence it
+// returns at once. Until its first refresh the cache is not used.
+func (c *Cache) RunFence(ctx context.Context) {
+	if c.fence != nil {
+		c.fence.Run(ctx, c)
+	}
 }
 
 // RunRepair repairs every RepairInterval until ctx ends.

@@ -320,7 +320,11 @@ func openCore(ctx context.Context, c config, reg *prometheus.Registry, log *slog
 	}
 	closers = append(closers, func() { _ = rdb.Close() })
 	k := &core{shards: m, router: sharding.NewRouter(m), rdb: rdb}
-	k.cache = readcache.New(rdb, c.RedisPrefix, reg, log)
+	fence, err := readcache.NewFence(m.Directory().Pool, readcache.FenceOptions{Logger: log, Metrics: reg})
+	if err != nil {
+		return nil, nil, err
+	}
+	k.cache = readcache.New(rdb, c.RedisPrefix, reg, log).WithFence(fence)
 	k.procs, err = newProcessors(c, k.router, reg, log, func(ctx context.Context, u processor.Update) error { return k.payments.ApplyUpdate(ctx, u) })
 	if err != nil {
 		return nil, nil, err

@@ -22,8 +22,9 @@ const PurgeInterval = 10 * time.Minute
 // on the result.
 func runWorkers(ctx context.Context, c config, m *sharding.Map, pays *payments.Service, cache *readcache.Cache, hooks *webhooks.Worker, log *slog.Logger) *sync.WaitGroup {
 	var wg sync.WaitGroup
-	wg.Add(4)
+	wg.Add(5)
 	go func() { defer wg.Done(); hooks.Run(ctx) }()
+	go func() { defer wg.Done(); cache.RunFence(ctx) }()
 	go func() { defer wg.Done(); pays.RunReconciler(ctx, c.ReconcileInterval, c.ReconcileAge) }()
 	go func() { defer wg.Done(); cache.RunRepair(ctx) }()
 	go func() {
