@@ -2,9 +2,6 @@ package readcache
 
 import (
 	"context"
-	"io"
-	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,75 +12,6 @@ import (
 	"github.com/payments-api/payments/ids"
 	"github.com/payments-api/payments/payments"
 )
-
-// cutProxy forwards TCP to a target until cut: then it closes every open
-// connection and refuses new ones, as a network partition would, until
-// healed.
-type cutProxy struct {
-	addr   string
-	target string
-	mu     sync.Mutex
-	down   bool
-	conns  map[net.Conn]struct{}
-}
-
-func newCutProxy(t *testing.T, target string) *cutProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	p := &cutProxy{addr: ln.Addr().String(), target: target, conns: map[net.Conn]struct{}{}}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go p.serve(c)
-		}
-	}()
-	return p
-}
-
-func (p *cutProxy) serve(c net.Conn) {
-	p.mu.Lock()
-	if p.down {
-		p.mu.Unlock()
-		c.Close()
-		return
-	}
-	p.conns[c] = struct{}{}
-	p.mu.Unlock()
-	s, err := net.Dial("tcp", p.target)
-	if err != nil {
-		c.Close()
-		return
-	}
-	p.mu.Lock()
-	p.conns[s] = struct{}{}
-	p.mu.Unlock()
-	go func() { _, _ = io.Copy(s, c); s.Close() }()
-	_, _ = io.Copy(c, s)
-	c.Close()
-}
-
-func (p *cutProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = true
-	for c := range p.conns {
-		c.Close()
-	}
-	p.conns = map[net.Conn]struct{}{}
-}
-
-func (p *cutProxy) heal() {
-	p.mu.Lock()
-	p.down = false
-	p.mu.Unlock()
-}
 
 func redisClient(t *testing.T, addr string) *redis.Client {
 	t.Helper()
@@ -150,8 +78,8 @@ func TestReplicaCutFromRedisNeverLeavesOthersStale(t *testing.T) {
 	pool := dbtest.NewPool(t)
 	prefix := dbtest.KeyPrefix(t)
 	o, _ := redis.ParseURL(dbtest.RedisURL(t))
-	proxy := newCutProxy(t, o.Addr)
-	a := newReplica(t, pool, redisClient(t, proxy.addr), prefix, "replica-a")
+	proxy := dbtest.NewCutProxy(t, o.Addr)
+	a := newReplica(t, pool, redisClient(t, proxy.Addr), prefix, "replica-a")
 	b := newReplica(t, pool, redisClient(t, ""), prefix, "replica-b")
 	ctx := context.Background()
 	eventually(t, "both fences trust the cache", func() bool { return a.fence.usable() && b.fence.usable() })
@@ -162,7 +90,7 @@ func TestReplicaCutFromRedisNeverLeavesOthersStale(t *testing.T) {
 		t.Fatalf("setup: B does not cache version 3: %+v %v", got, ok)
 	}
 
-	proxy.cut()
+	proxy.Cut()
 	v2 := v1
 	v2.Status, v2.Version = payments.StatusSucceeded, 4
 	if err := a.cache.Invalidate(ctx, []payments.Version{{TenantID: v2.TenantID, ID: v2.ID, Version: v2.Version}}); err != nil {
@@ -192,7 +120,7 @@ func TestReplicaCutFromRedisNeverLeavesOthersStale(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 
-	proxy.heal()
+	proxy.Heal()
 	eventually(t, "A releases its bypass once Redis answers", func() bool { return bypassRows(t, pool) == 0 })
 	eventually(t, "B uses the cache again", b.fence.usable)
 	stale("after the release")
