@@ -22,6 +22,10 @@ test: ## Start test PostgreSQL, Redis and stripe-mock on their own ports, then r
 bench: ## Run the Go benchmarks against the test services (results: docs/BENCHMARKS.md)
 	@scripts/test.sh bench
 
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZTIME each (default 30s) against the test services; findings land in testdata/fuzz
+	@scripts/test.sh fuzz
+
 .PHONY: build
 build: ## Build bin/payments
 	$(GO) build -o bin/payments ./cmd/payments

@@ -32,7 +32,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$stripe_mock_dir/stripe-mock" -http-addr "127.0.0.1:$stripe_mock_port" >"$dir/stripe-mock.log" 2>&1 &
+"$stripe_mock_dir/stripe-mock" -http-addr "127.0.0.1:$stripe_mock_port" -https-addr "127.0.0.1:" >"$dir/stripe-mock.log" 2>&1 &
 stripe_mock_pid=$!
 for _ in $(seq 1 100); do
   port_open "$stripe_mock_port" && break
@@ -54,6 +54,27 @@ psql "$PAYMENTS_TEST_DATABASE_URL" -tAc \
   "SELECT datname FROM pg_database WHERE datname LIKE 'payments_test_%' OR datname LIKE 'payments_build_%'" |
   while read -r db; do [[ -n "$db" ]] && psql "$PAYMENTS_TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null; done
 
+if [[ "${1:-}" == fuzz ]]; then
+  # Every fuzz target of the tree, each for FUZZTIME. `make test` runs their
+  # seed corpora (and the inputs they once failed on, kept under
+  # testdata/fuzz) as ordinary tests; this looks for new inputs.
+  fuzztime=${FUZZTIME:-30s}
+  failed=()
+  while read -r pkg target; do
+    echo "== $pkg $target ($fuzztime)"
+    go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" -parallel "${FUZZPARALLEL:-2}" "$pkg" || failed+=("$pkg $target")
+  done < <(grep -rl --include='*_test.go' -E '^func Fuzz[A-Za-z0-9_]*\(' . | grep -v '^./.dev/' | sort | while read -r file; do
+    pkg=./$(dirname "${file#./}")
+    for target in $(grep -oE '^func Fuzz[A-Za-z0-9_]*' "$file" | cut -d' ' -f2); do
+      echo "$pkg $target"
+    done
+  done)
+  if ((${#failed[@]})); then
+    printf 'fuzz target failed: %s\n' "${failed[@]}" >&2
+    exit 1
+  fi
+  exit 0
+fi
 if [[ "${1:-}" == bench ]]; then
   # Benchmarks run without the race detector, which would distort them.
   go test -run '^$' -bench . -benchtime "${BENCHTIME:-5s}" -timeout 20m ./...
