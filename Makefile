@@ -26,6 +26,10 @@ bench: ## Run the Go benchmarks against the test services (results: docs/BENCHMA
 fuzz: ## Run every fuzz target for FUZZTIME each (default 30s) against the test services; findings land in testdata/fuzz
 	@scripts/test.sh fuzz
 
+.PHONY: restore-drill
+restore-drill: ## Back up a live database (pg_basebackup + archived WAL), restore it into a fresh cluster and check every acknowledged payment
+	@scripts/restore-drill.sh
+
 .PHONY: build
 build: ## Build bin/payments
 	$(GO) build -o bin/payments ./cmd/payments
