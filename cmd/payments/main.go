@@ -8,6 +8,7 @@
 //	payments tenant create --name NAME --region REGION
 //	payments openapi [--version 3.1|3.0]
 //	payments reconcile --tenant TENANT --since DATE [--repair]
+//	payments keys rotate [--batch N]
 //
 // Configuration comes from the environment; see the README's table.
 package main
@@ -60,6 +61,7 @@ commands:
   tenant create --name NAME --region R    create a tenant and print its first secret key
   openapi [--version 3.1|3.0]             print the OpenAPI document
   reconcile --tenant T --since DATE       compare a tenant's payments and refunds with its processor ([--repair] [--limit N])
+  keys rotate [--batch N]                 seal every stored secret again under the current PAYMENTS_ENCRYPTION_KEYS key
 `
 
 // httpDeadlineMargin is what the HTTP connection deadlines add to the
@@ -104,6 +106,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return tenantCreate(ctx, args[2:], getenv, stdout)
 	case "reconcile":
 		return reconcileCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "keys":
+		return keysCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "openapi":
 		return openapi(args[1:], stdout)
 	case "help", "-h", "--help":
@@ -333,11 +337,10 @@ func openCore(ctx context.Context, c config, reg *prometheus.Registry, log *slog
 	})
 	closers = append(closers, k.payments.Close)
 	k.guard = &webhooks.Guard{AllowPrivateNetworks: c.Webhooks.AllowPrivateNetworks}
-	if c.Stripe.EncryptionKey != nil {
-		if k.box, err = secretbox.New(c.Stripe.EncryptionKey); err != nil {
-			return nil, nil, fmt.Errorf("PAYMENTS_ENCRYPTION_KEY: %w", err)
-		}
-	} else {
+	if k.box, err = c.Stripe.box(); err != nil {
+		return nil, nil, err
+	}
+	if k.box == nil {
 		log.Warn("PAYMENTS_ENCRYPTION_KEY is not set: webhook signing secrets are stored unencrypted and tenants cannot set their own Stripe accounts")
 	}
 	k.webhooks = webhooks.NewService(webhooks.Options{Router: k.router, Guard: k.guard, Box: k.box, Logger: log})
