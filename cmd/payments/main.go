@@ -34,6 +34,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/payments-api/payments/api"
 	"github.com/payments-api/payments/migrations"
@@ -44,6 +45,7 @@ import (
 	"github.com/payments-api/payments/secretbox"
 	"github.com/payments-api/payments/sharding"
 	"github.com/payments-api/payments/tenancy"
+	"github.com/payments-api/payments/tracing"
 	"github.com/payments-api/payments/txn"
 	"github.com/payments-api/payments/webhooks"
 )
@@ -126,13 +128,27 @@ func newLogger(level string, w io.Writer) *slog.Logger {
 }
 
 func openShards(ctx context.Context, c config, reg prometheus.Registerer) (*sharding.Map, error) {
+	return openShardsTraced(ctx, c, reg, nil)
+}
+
+// openShardsTraced is openShards whose statements, transactions and
+// batches are traced into tp; nil traces nothing.
+func openShardsTraced(ctx context.Context, c config, reg prometheus.Registerer, tp trace.TracerProvider) (*sharding.Map, error) {
 	var metrics *txn.Metrics
 	if reg != nil {
 		metrics = txn.NewMetrics(reg)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	m, err := sharding.Open(ctx, c.Shards, metrics)
+	cfgs := c.Shards
+	if tp != nil {
+		cfgs = append([]sharding.Config(nil), c.Shards...)
+		qt, tr := tracing.QueryTracer(tp), tracing.Tracer(tp)
+		for i := range cfgs {
+			cfgs[i].QueryTracer, cfgs[i].Tracer = qt, tr
+		}
+	}
+	m, err := sharding.Open(ctx, cfgs, metrics)
 	if err != nil {
 		return nil, err
 	}
@@ -295,7 +311,8 @@ type core struct {
 
 // openCore connects to every shard (refusing to start with pending
 // migrations) and to Redis, and builds the use cases. close releases them.
-func openCore(ctx context.Context, c config, reg *prometheus.Registry, log *slog.Logger) (_ *core, closeAll func(), err error) {
+// tp, when set, traces the shards, Redis and processor calls.
+func openCore(ctx context.Context, c config, reg *prometheus.Registry, log *slog.Logger, tp trace.TracerProvider) (_ *core, closeAll func(), err error) {
 	var closers []func()
 	closeAll = func() {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -307,7 +324,7 @@ func openCore(ctx context.Context, c config, reg *prometheus.Registry, log *slog
 			closeAll()
 		}
 	}()
-	m, err := openShards(ctx, c, reg)
+	m, err := openShardsTraced(ctx, c, reg, tp)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -323,6 +340,11 @@ func openCore(ctx context.Context, c config, reg *prometheus.Registry, log *slog
 		return nil, nil, err
 	}
 	closers = append(closers, func() { _ = rdb.Close() })
+	if tp != nil {
+		if err := tracing.InstrumentRedis(rdb, tp); err != nil {
+			return nil, nil, fmt.Errorf("trace redis: %w", err)
+		}
+	}
 	k := &core{shards: m, router: sharding.NewRouter(m), rdb: rdb}
 	k.cache = readcache.New(rdb, c.RedisPrefix, reg, log)
 	k.procs, err = newProcessors(c, k.router, reg, log, func(ctx context.Context, u processor.Update) error { return k.payments.ApplyUpdate(ctx, u) })
@@ -333,7 +355,7 @@ func openCore(ctx context.Context, c config, reg *prometheus.Registry, log *slog
 	k.sandbox = k.procs.sandbox
 	k.payments = payments.NewService(payments.Options{
 		Router: k.router, Resolver: k.procs.resolver.Resolve, Cache: k.cache, Logger: log, ProcessorTimeout: c.ProcessorTimeout,
-		Batch: batchOptions(c, reg), BatchLanes: c.BatchLanes,
+		Batch: batchOptions(c, reg), BatchLanes: c.BatchLanes, Tracer: tracing.Tracer(tp),
 	})
 	closers = append(closers, k.payments.Close)
 	k.guard = &webhooks.Guard{AllowPrivateNetworks: c.Webhooks.AllowPrivateNetworks}
@@ -395,7 +417,7 @@ func worker(ctx context.Context, getenv func(string) string, stderr io.Writer) e
 	}
 	log := newLogger(c.LogLevel, stderr)
 	reg := newRegistry()
-	k, closeAll, err := openCore(ctx, c, reg, log)
+	k, closeAll, err := openCore(ctx, c, reg, log, nil)
 	if err != nil {
 		return err
 	}
@@ -418,8 +440,29 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		return err
 	}
 	log := newLogger(c.LogLevel, stderr)
+	if c.OTLPEndpoint == "" {
+		return serveWith(ctx, c, log, nil)
+	}
+	tp, err := tracing.NewProvider(ctx, tracing.Options{Endpoint: c.OTLPEndpoint, Service: "payments", Version: version})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), tracing.ShutdownTimeout)
+		defer cancel()
+		if err := tp.Shutdown(sctx); err != nil {
+			log.Warn("flush traces", "error", err.Error())
+		}
+	}()
+	log.Info("exporting traces over OTLP/HTTP", "endpoint", redact(c.OTLPEndpoint))
+	return serveWith(ctx, c, log, tp)
+}
+
+// serveWith runs the API with its workers until ctx ends or a signal
+// comes; tp, when set, traces every request.
+func serveWith(ctx context.Context, c config, log *slog.Logger, tp trace.TracerProvider) error {
 	reg := newRegistry()
-	k, closeAll, err := openCore(ctx, c, reg, log)
+	k, closeAll, err := openCore(ctx, c, reg, log, tp)
 	if err != nil {
 		return err
 	}
@@ -446,8 +489,12 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	// that were merely slow under overload (measured with 15 s). Headers
 	// have their own short bound against slow clients.
 	requestMax := c.ProcessorTimeout + payments.DetachedSlack + httpDeadlineMargin
+	handler := srv.Handler
+	if tp != nil {
+		handler = tracing.HTTPHandler(handler, tp)
+	}
 	hs := &http.Server{
-		Handler:           srv.Handler,
+		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       requestMax,
 		WriteTimeout:      requestMax,
