@@ -46,7 +46,7 @@ type config struct {
 	// OTLPEndpoint, when set (OTEL_EXPORTER_OTLP_ENDPOINT), exports traces
 	// over OTLP/HTTP; empty creates no tracer provider at all.
 	OTLPEndpoint string
-	Batch     txn.BatchOptions
+	Batch        txn.BatchOptions
 	// BatchLanes is the number of batchers per shard.
 	BatchLanes int
 	Webhooks   webhookConfig
