@@ -139,7 +139,10 @@ func (s *Service) finishRefund(ctx context.Context, sh *sharding.Shard, ref Refu
 		if err != nil {
 			return ref, err
 		}
-		cctx, end := s.startProcessorSpan(ctx, "refund", proc.Name(), ref.PublicID())
+		cctx, end := ctx, endNothing
+		if s.traced(ctx) {
+			cctx, end = s.startProcessorSpan(ctx, "refund", proc.Name(), ref.PublicID())
+		}
 		cctx, cancel := context.WithTimeout(cctx, s.timeout)
 		if rr, ok := proc.(processor.RefundRetriever); ok && ref.ProcessorRef != nil {
 			// The processor answered before and the refund is still

@@ -378,8 +378,11 @@ func (s *Service) call(ctx context.Context, proc processor.Processor, p Payment)
 			return processor.Charge{}, err
 		}
 	}
-	ctx, end := s.startProcessorSpan(ctx, string(p.Operation), proc.Name(), p.PublicID())
-	defer func() { end(err) }()
+	if s.traced(ctx) {
+		var end func(error)
+		ctx, end = s.startProcessorSpan(ctx, string(p.Operation), proc.Name(), p.PublicID())
+		defer func() { end(err) }()
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	ref := ""
