@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 type ctxKey int
@@ -118,12 +120,19 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 
 // edge wraps every route: request ID, panic recovery, one structured log
 // line, and the request metrics. It never logs headers or bodies, so no
-// secret key and no card data reach a log.
+// secret key and no card data reach a log. Inside a traced request (the
+// server span of tracing.HTTPHandler) it puts the request ID on the span,
+// names the span after the operation, and logs the trace ID.
 func edge(next http.Handler, log *slog.Logger, m *httpMetrics) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ri := &requestInfo{id: newRequestID(), operation: "unmatched"}
 		w.Header().Set("Request-Id", ri.id)
+		span := trace.SpanFromContext(r.Context())
+		traced := span.IsRecording()
+		if traced {
+			span.SetAttributes(attribute.String("request_id", ri.id))
+		}
 		sw := &statusWriter{ResponseWriter: w}
 		ctx := context.WithValue(r.Context(), requestInfoKey, ri)
 		defer func() {
@@ -158,6 +167,14 @@ func edge(next http.Handler, log *slog.Logger, m *httpMetrics) http.Handler {
 			}
 			if tenant != "" {
 				attrs = append(attrs, slog.String("tenant", tenant))
+			}
+			if traced {
+				span.SetName(r.Method + " " + op)
+				span.SetAttributes(attribute.String("payments.operation", op))
+				if tenant != "" {
+					span.SetAttributes(attribute.String("payments.tenant", tenant))
+				}
+				attrs = append(attrs, slog.String("trace_id", span.SpanContext().TraceID().String()))
 			}
 			level := slog.LevelInfo
 			if status >= 500 {

@@ -18,7 +18,7 @@ const chart = "payments"
 
 // secretKeys must never reach a ConfigMap or a plain env value.
 var secretKeys = []string{
-	"DATABASE_URL", "PAYMENTS_SHARDS", "PAYMENTS_ADMIN_TOKEN", "PAYMENTS_ENCRYPTION_KEY",
+	"DATABASE_URL", "PAYMENTS_SHARDS", "PAYMENTS_ADMIN_TOKEN", "PAYMENTS_ENCRYPTION_KEY", "PAYMENTS_ENCRYPTION_KEYS",
 	"STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "REDIS_URL",
 }
 

@@ -139,7 +139,11 @@ func (s *Service) finishRefund(ctx context.Context, sh *sharding.Shard, ref Refu
 		if err != nil {
 			return ref, err
 		}
-		cctx, cancel := context.WithTimeout(ctx, s.timeout)
+		cctx, end := ctx, endNothing
+		if s.traced(ctx) {
+			cctx, end = s.startProcessorSpan(ctx, "refund", proc.Name(), ref.PublicID())
+		}
+		cctx, cancel := context.WithTimeout(cctx, s.timeout)
 		if rr, ok := proc.(processor.RefundRetriever); ok && ref.ProcessorRef != nil {
 			// The processor answered before and the refund is still
 			// pending there: repeating the creation would replay that
@@ -152,6 +156,7 @@ func (s *Service) finishRefund(ctx context.Context, sh *sharding.Shard, ref Refu
 			})
 		}
 		cancel()
+		end(callErr)
 		if callErr != nil && errcode.As(callErr) == nil {
 			if idem != nil {
 				if err := idem.Release(ctx, sh.Pool); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/payments-api/payments/errcode"
 	"github.com/payments-api/payments/events"
@@ -98,6 +99,9 @@ type Options struct {
 	// BatchLanes is the number of batchers per shard (tenants are spread
 	// over them); zero means BatchLanesDefault.
 	BatchLanes int
+	// Tracer, when set, gives each processor call a span inside a traced
+	// request; nil records nothing.
+	Tracer trace.Tracer
 }
 
 // Service implements the payment and refund use cases.
@@ -109,6 +113,7 @@ type Service struct {
 	log     *slog.Logger
 	timeout time.Duration
 	batch   batchers
+	tracer  trace.Tracer
 }
 
 // NewService returns the service.
@@ -128,7 +133,7 @@ func NewService(o Options) *Service {
 		procs = func(context.Context, string) (processor.Processor, error) { return p, nil }
 	}
 	return &Service{router: o.Router, procs: procs, cache: o.Cache, now: o.Now, log: o.Logger, timeout: o.ProcessorTimeout,
-		batch: batchers{opts: o.Batch, lanes: o.BatchLanes}}
+		batch: batchers{opts: o.Batch, lanes: o.BatchLanes}, tracer: o.Tracer}
 }
 
 // DetachedSlack is how long the recording of an outcome may take after the
@@ -393,12 +398,16 @@ func (s *Service) refuseOperation(p *Payment, callErr error, now time.Time) ([]e
 }
 
 // call makes the processor call of the payment's started operation.
-func (s *Service) call(ctx context.Context, proc processor.Processor, p Payment) (processor.Charge, error) {
+func (s *Service) call(ctx context.Context, proc processor.Processor, p Payment) (_ processor.Charge, err error) {
 	if proc == nil {
-		var err error
 		if proc, err = s.processorFor(ctx, p.TenantID); err != nil {
 			return processor.Charge{}, err
 		}
+	}
+	if s.traced(ctx) {
+		var end func(error)
+		ctx, end = s.startProcessorSpan(ctx, string(p.Operation), proc.Name(), p.PublicID())
+		defer func() { end(err) }()
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()

@@ -32,6 +32,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# stripe-mock also serves HTTPS, on 12112 unless told otherwise: a port the
+# system picks keeps a second checkout's run from failing on it.
 "$stripe_mock_dir/stripe-mock" -http-addr "127.0.0.1:$stripe_mock_port" -https-addr "127.0.0.1:" >"$dir/stripe-mock.log" 2>&1 &
 stripe_mock_pid=$!
 for _ in $(seq 1 100); do

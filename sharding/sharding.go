@@ -23,6 +23,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/payments-api/payments/errcode"
 	"github.com/payments-api/payments/txn"
@@ -38,6 +39,10 @@ type Config struct {
 	DSN    string
 	// ConnsMax bounds the shard's connection pool; 0 keeps pgx's default.
 	ConnsMax int32
+	// QueryTracer, when set, traces the pool's statements (otelpgx).
+	QueryTracer pgx.QueryTracer
+	// Tracer, when set, gives the shard's transactions and batches spans.
+	Tracer trace.Tracer
 }
 
 // Shard is one database with its pool and transaction runner.
@@ -104,6 +109,9 @@ func Open(ctx context.Context, cfgs []Config, metrics *txn.Metrics) (*Map, error
 		if c.ConnsMax > 0 {
 			pc.MaxConns = c.ConnsMax
 		}
+		if c.QueryTracer != nil {
+			pc.ConnConfig.Tracer = c.QueryTracer
+		}
 		pc.AfterConnect = func(_ context.Context, conn *pgx.Conn) error {
 			registerUUID(conn.TypeMap())
 			return nil
@@ -113,7 +121,7 @@ func Open(ctx context.Context, cfgs []Config, metrics *txn.Metrics) (*Map, error
 			m.Close()
 			return nil, fmt.Errorf("shard %s: connect: %s", c.Name, redactDSNError(err))
 		}
-		runner, err := txn.New(ctx, pool, txn.Options{Name: c.Name, Metrics: metrics})
+		runner, err := txn.New(ctx, pool, txn.Options{Name: c.Name, Metrics: metrics, Tracer: c.Tracer})
 		if err != nil {
 			pool.Close()
 			m.Close()

@@ -9,6 +9,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults of BatchOptions.
@@ -106,6 +109,12 @@ type Batcher[U any] struct {
 type batchItem[U any] struct {
 	unit U
 	done chan error
+	// span is the unit's wait span, invalid when the unit is not traced;
+	// the batch's span links to it.
+	span trace.SpanContext
+	// units is the size of the batch that carried the unit, set before
+	// done is answered.
+	units int
 }
 
 // NewBatcher returns a Batcher that commits through runner. Call Close to
@@ -129,8 +138,29 @@ func NewBatcher[U any](runner *Runner, opts BatchOptions, apply func(ctx context
 // Do runs u in the next batch and waits for its transaction. Once u is
 // queued, Do waits for the batch even when ctx ends, so that its answer is
 // always the truth about u: nil only after COMMIT succeeded.
+//
+// A traced caller gets a child span for its wait ("txn.batch.wait"); the
+// batch's own span links to the wait span of every unit it carries (see
+// commit).
 func (b *Batcher[U]) Do(ctx context.Context, u U) error {
 	it := &batchItem[U]{unit: u, done: make(chan error, 1)}
+	if tr := b.runner.opts.Tracer; tr != nil && trace.SpanFromContext(ctx).IsRecording() {
+		var span trace.Span
+		ctx, span = tr.Start(ctx, "txn.batch.wait", trace.WithAttributes(attribute.String("payments.shard", b.runner.opts.Name)))
+		it.span = span.SpanContext()
+		err := b.do(ctx, it)
+		span.SetAttributes(attribute.Int("payments.batch.units", it.units))
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "unit not committed")
+		}
+		span.End()
+		return err
+	}
+	return b.do(ctx, it)
+}
+
+func (b *Batcher[U]) do(ctx context.Context, it *batchItem[U]) error {
 	select {
 	case b.queue <- it:
 	case <-ctx.Done():
@@ -215,6 +245,12 @@ func (b *Batcher[U]) collect(first *batchItem[U]) []*batchItem[U] {
 
 // commit runs one batch and answers its units, splitting it when a unit's
 // own error failed the transaction.
+//
+// A batch serves many requests, so its span ("txn.batch") cannot be the
+// child of each: it is the child of its first traced unit's wait span, so
+// that a lone request's trace holds its whole write, and it links to the
+// wait span of every traced unit it carries, the first included. A batch
+// with no traced unit records no span, and nor do its statements.
 func (b *Batcher[U]) commit(items []*batchItem[U]) {
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.Timeout)
 	defer cancel()
@@ -223,9 +259,21 @@ func (b *Batcher[U]) commit(items []*batchItem[U]) {
 		units[i] = it.unit
 	}
 	b.opts.Metrics.observe(b.runner.opts.Name, len(units))
+	var span trace.Span
+	if tr := b.runner.opts.Tracer; tr != nil {
+		ctx, span = b.startSpan(ctx, tr, items)
+	}
 	err := b.runner.Run(ctx, func(ctx context.Context, tx pgx.Tx) error { return b.apply(ctx, tx, units) })
+	if span != nil {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "batch not committed")
+		}
+		span.End()
+	}
 	if err == nil || len(items) == 1 || !b.unitFault(err) {
 		for _, it := range items {
+			it.units = len(items)
 			it.done <- err
 		}
 		return
@@ -234,6 +282,27 @@ func (b *Batcher[U]) commit(items []*batchItem[U]) {
 	half := len(items) / 2
 	b.commit(items[:half])
 	b.commit(items[half:])
+}
+
+// startSpan starts the span of a batch with traced units; span is nil
+// when none of them is traced.
+func (b *Batcher[U]) startSpan(ctx context.Context, tr trace.Tracer, items []*batchItem[U]) (context.Context, trace.Span) {
+	var links []trace.Link
+	var parent trace.SpanContext
+	for _, it := range items {
+		if !it.span.IsValid() {
+			continue
+		}
+		if !parent.IsValid() {
+			parent = it.span
+		}
+		links = append(links, trace.Link{SpanContext: it.span})
+	}
+	if !parent.IsValid() {
+		return ctx, nil
+	}
+	return tr.Start(trace.ContextWithSpanContext(ctx, parent), "txn.batch", trace.WithLinks(links...), trace.WithAttributes(
+		attribute.String("payments.shard", b.runner.opts.Name), attribute.Int("payments.batch.units", len(items))))
 }
 
 // unitFault reports whether err may be one unit's doing, so that splitting

@@ -9,6 +9,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults applied to the zero values of Options.
@@ -49,6 +52,10 @@ type Options struct {
 	// Name is the shard name used as the shard label of the metrics and in
 	// error messages. Empty means NameDefault.
 	Name string
+	// Tracer, when set, records a span per call of Run (and per batch and
+	// batch wait of a Batcher) inside a traced caller's span; nil records
+	// nothing and costs nothing.
+	Tracer trace.Tracer
 }
 
 // withDefaults fills zero values and rejects values that cannot work.
@@ -146,10 +153,32 @@ func (r *Runner) RunReadCommitted(ctx context.Context, fn func(ctx context.Conte
 }
 
 func (r *Runner) run(ctx context.Context, iso pgx.TxOptions, fn func(ctx context.Context, tx pgx.Tx) error) error {
+	if r.opts.Tracer == nil || !trace.SpanFromContext(ctx).IsRecording() {
+		return r.attempts(ctx, iso, fn, nil)
+	}
+	ctx, span := r.opts.Tracer.Start(ctx, "txn", trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(
+		attribute.String("payments.shard", r.opts.Name), attribute.String("payments.txn.isolation", string(iso.IsoLevel))))
+	var attempts int
+	err := r.attempts(ctx, iso, fn, &attempts)
+	span.SetAttributes(attribute.Int("payments.txn.attempts", attempts))
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "transaction not committed")
+	}
+	span.End()
+	return err
+}
+
+// attempts runs fn in transactions until one commits or the outcome is
+// final; n, when set, receives the number of attempts started.
+func (r *Runner) attempts(ctx context.Context, iso pgx.TxOptions, fn func(ctx context.Context, tx pgx.Tx) error, n *int) error {
 	var last error
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return r.canceled(attempt-1, err, last)
+		}
+		if n != nil {
+			*n = attempt
 		}
 		v, err := r.attempt(ctx, iso, attempt, fn)
 		switch v {

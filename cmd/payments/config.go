@@ -15,6 +15,7 @@ import (
 	"github.com/payments-api/payments/idempotency"
 	"github.com/payments-api/payments/payments"
 	"github.com/payments-api/payments/sharding"
+	"github.com/payments-api/payments/tracing"
 	"github.com/payments-api/payments/txn"
 	"github.com/payments-api/payments/webhooks"
 )
@@ -42,7 +43,10 @@ type config struct {
 	IdempotencyLease time.Duration
 	// PprofAddr, when set, serves Go's profiler there (loopback only).
 	PprofAddr string
-	Batch     txn.BatchOptions
+	// OTLPEndpoint, when set (OTEL_EXPORTER_OTLP_ENDPOINT), exports traces
+	// over OTLP/HTTP; empty creates no tracer provider at all.
+	OTLPEndpoint string
+	Batch        txn.BatchOptions
 	// BatchLanes is the number of batchers per shard.
 	BatchLanes int
 	Webhooks   webhookConfig
@@ -192,6 +196,11 @@ func loadConfig(getenv func(string) string, needAdmin bool) (config, error) {
 		host, _, err := net.SplitHostPort(c.PprofAddr)
 		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
 			return c, fmt.Errorf("PAYMENTS_PPROF_ADDR=%q: want a loopback host:port such as 127.0.0.1:6060; the profiler must not be reachable from the network", c.PprofAddr)
+		}
+	}
+	if c.OTLPEndpoint = e.or("OTEL_EXPORTER_OTLP_ENDPOINT", ""); c.OTLPEndpoint != "" {
+		if err := tracing.ValidateEndpoint(c.OTLPEndpoint); err != nil {
+			return c, fmt.Errorf("OTEL_EXPORTER_OTLP_ENDPOINT: %v", err)
 		}
 	}
 

@@ -8,6 +8,7 @@
 //	payments tenant create --name NAME --region REGION
 //	payments openapi [--version 3.1|3.0]
 //	payments reconcile --tenant TENANT --since DATE [--repair]
+//	payments keys rotate [--batch N]
 //
 // Configuration comes from the environment; see the README's table.
 package main
@@ -33,6 +34,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/payments-api/payments/api"
 	"github.com/payments-api/payments/migrations"
@@ -43,6 +45,7 @@ import (
 	"github.com/payments-api/payments/secretbox"
 	"github.com/payments-api/payments/sharding"
 	"github.com/payments-api/payments/tenancy"
+	"github.com/payments-api/payments/tracing"
 	"github.com/payments-api/payments/txn"
 	"github.com/payments-api/payments/webhooks"
 )
@@ -60,6 +63,7 @@ commands:
   tenant create --name NAME --region R    create a tenant and print its first secret key
   openapi [--version 3.1|3.0]             print the OpenAPI document
   reconcile --tenant T --since DATE       compare a tenant's payments and refunds with its processor ([--repair] [--limit N])
+  keys rotate [--batch N]                 seal every stored secret again under the current PAYMENTS_ENCRYPTION_KEYS key
 `
 
 // httpDeadlineMargin is what the HTTP connection deadlines add to the
@@ -104,6 +108,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return tenantCreate(ctx, args[2:], getenv, stdout)
 	case "reconcile":
 		return reconcileCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "keys":
+		return keysCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "openapi":
 		return openapi(args[1:], stdout)
 	case "help", "-h", "--help":
@@ -122,13 +128,27 @@ func newLogger(level string, w io.Writer) *slog.Logger {
 }
 
 func openShards(ctx context.Context, c config, reg prometheus.Registerer) (*sharding.Map, error) {
+	return openShardsTraced(ctx, c, reg, nil)
+}
+
+// openShardsTraced is openShards whose statements, transactions and
+// batches are traced into tp; nil traces nothing.
+func openShardsTraced(ctx context.Context, c config, reg prometheus.Registerer, tp trace.TracerProvider) (*sharding.Map, error) {
 	var metrics *txn.Metrics
 	if reg != nil {
 		metrics = txn.NewMetrics(reg)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	m, err := sharding.Open(ctx, c.Shards, metrics)
+	cfgs := c.Shards
+	if tp != nil {
+		cfgs = append([]sharding.Config(nil), c.Shards...)
+		qt, tr := tracing.QueryTracer(tp), tracing.Tracer(tp)
+		for i := range cfgs {
+			cfgs[i].QueryTracer, cfgs[i].Tracer = qt, tr
+		}
+	}
+	m, err := sharding.Open(ctx, cfgs, metrics)
 	if err != nil {
 		return nil, err
 	}
@@ -291,7 +311,8 @@ type core struct {
 
 // openCore connects to every shard (refusing to start with pending
 // migrations) and to Redis, and builds the use cases. close releases them.
-func openCore(ctx context.Context, c config, reg *prometheus.Registry, log *slog.Logger) (_ *core, closeAll func(), err error) {
+// tp, when set, traces the shards, Redis and processor calls.
+func openCore(ctx context.Context, c config, reg *prometheus.Registry, log *slog.Logger, tp trace.TracerProvider) (_ *core, closeAll func(), err error) {
 	var closers []func()
 	closeAll = func() {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -303,7 +324,7 @@ func openCore(ctx context.Context, c config, reg *prometheus.Registry, log *slog
 			closeAll()
 		}
 	}()
-	m, err := openShards(ctx, c, reg)
+	m, err := openShardsTraced(ctx, c, reg, tp)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -319,6 +340,11 @@ func openCore(ctx context.Context, c config, reg *prometheus.Registry, log *slog
 		return nil, nil, err
 	}
 	closers = append(closers, func() { _ = rdb.Close() })
+	if tp != nil {
+		if err := tracing.InstrumentRedis(rdb, tp); err != nil {
+			return nil, nil, fmt.Errorf("trace redis: %w", err)
+		}
+	}
 	k := &core{shards: m, router: sharding.NewRouter(m), rdb: rdb}
 	fence, err := readcache.NewFence(m.Directory().Pool, readcache.FenceOptions{Logger: log, Metrics: reg})
 	if err != nil {
@@ -333,15 +359,14 @@ func openCore(ctx context.Context, c config, reg *prometheus.Registry, log *slog
 	k.sandbox = k.procs.sandbox
 	k.payments = payments.NewService(payments.Options{
 		Router: k.router, Resolver: k.procs.resolver.Resolve, Cache: k.cache, Logger: log, ProcessorTimeout: c.ProcessorTimeout,
-		Batch: batchOptions(c, reg), BatchLanes: c.BatchLanes,
+		Batch: batchOptions(c, reg), BatchLanes: c.BatchLanes, Tracer: tracing.Tracer(tp),
 	})
 	closers = append(closers, k.payments.Close)
 	k.guard = &webhooks.Guard{AllowPrivateNetworks: c.Webhooks.AllowPrivateNetworks}
-	if c.Stripe.EncryptionKey != nil {
-		if k.box, err = secretbox.New(c.Stripe.EncryptionKey); err != nil {
-			return nil, nil, fmt.Errorf("PAYMENTS_ENCRYPTION_KEY: %w", err)
-		}
-	} else {
+	if k.box, err = c.Stripe.box(); err != nil {
+		return nil, nil, err
+	}
+	if k.box == nil {
 		log.Warn("PAYMENTS_ENCRYPTION_KEY is not set: webhook signing secrets are stored unencrypted and tenants cannot set their own Stripe accounts")
 	}
 	k.webhooks = webhooks.NewService(webhooks.Options{Router: k.router, Guard: k.guard, Box: k.box, Logger: log})
@@ -397,7 +422,7 @@ func worker(ctx context.Context, getenv func(string) string, stderr io.Writer) e
 	}
 	log := newLogger(c.LogLevel, stderr)
 	reg := newRegistry()
-	k, closeAll, err := openCore(ctx, c, reg, log)
+	k, closeAll, err := openCore(ctx, c, reg, log, nil)
 	if err != nil {
 		return err
 	}
@@ -420,8 +445,29 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		return err
 	}
 	log := newLogger(c.LogLevel, stderr)
+	if c.OTLPEndpoint == "" {
+		return serveWith(ctx, c, log, nil)
+	}
+	tp, err := tracing.NewProvider(ctx, tracing.Options{Endpoint: c.OTLPEndpoint, Service: "payments", Version: version})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), tracing.ShutdownTimeout)
+		defer cancel()
+		if err := tp.Shutdown(sctx); err != nil {
+			log.Warn("flush traces", "error", err.Error())
+		}
+	}()
+	log.Info("exporting traces over OTLP/HTTP", "endpoint", redact(c.OTLPEndpoint))
+	return serveWith(ctx, c, log, tp)
+}
+
+// serveWith runs the API with its workers until ctx ends or a signal
+// comes; tp, when set, traces every request.
+func serveWith(ctx context.Context, c config, log *slog.Logger, tp trace.TracerProvider) error {
 	reg := newRegistry()
-	k, closeAll, err := openCore(ctx, c, reg, log)
+	k, closeAll, err := openCore(ctx, c, reg, log, tp)
 	if err != nil {
 		return err
 	}
@@ -448,8 +494,12 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	// that were merely slow under overload (measured with 15 s). Headers
 	// have their own short bound against slow clients.
 	requestMax := c.ProcessorTimeout + payments.DetachedSlack + httpDeadlineMargin
+	handler := srv.Handler
+	if tp != nil {
+		handler = tracing.HTTPHandler(handler, tp)
+	}
 	hs := &http.Server{
-		Handler:           srv.Handler,
+		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       requestMax,
 		WriteTimeout:      requestMax,

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -33,12 +34,16 @@ type stripeConfig struct {
 	SecretKey      string
 	WebhookSecrets []string
 	APIBase        string
-	// EncryptionKey seals tenants' own Stripe keys; nil disables them.
-	EncryptionKey   []byte
-	CallTimeout     time.Duration
-	NetworkRetries  int
-	BreakerFailures int
-	BreakerOpen     time.Duration
+	// EncryptionKey is the current key: it seals tenants' own Stripe keys
+	// and webhook signing secrets; nil disables them.
+	EncryptionKey []byte
+	// EncryptionKeysOlder only open values sealed before a rotation
+	// (PAYMENTS_ENCRYPTION_KEYS after its first key).
+	EncryptionKeysOlder [][]byte
+	CallTimeout         time.Duration
+	NetworkRetries      int
+	BreakerFailures     int
+	BreakerOpen         time.Duration
 }
 
 // loadStripeConfig reads the Stripe variables. Errors name the variable
@@ -68,12 +73,8 @@ func loadStripeConfig(e env, processorTimeout time.Duration) (stripeConfig, erro
 	if s.APIBase != "" && !strings.HasPrefix(s.APIBase, "http://") && !strings.HasPrefix(s.APIBase, "https://") {
 		return s, fmt.Errorf("STRIPE_API_BASE=%q: want an http(s) URL such as http://127.0.0.1:12111 (stripe-mock)", s.APIBase)
 	}
-	if k := e.or("PAYMENTS_ENCRYPTION_KEY", ""); k != "" {
-		key, err := secretbox.ParseKey(k)
-		if err != nil {
-			return s, fmt.Errorf("PAYMENTS_ENCRYPTION_KEY: %v", err)
-		}
-		s.EncryptionKey = key
+	if err := loadEncryptionKeys(e, &s); err != nil {
+		return s, err
 	}
 	secs, err := intFrom(e, "PAYMENTS_STRIPE_CALL_TIMEOUT_SECONDS", int(stripe.CallTimeoutDefault/time.Second), 1, 120)
 	if err != nil {
@@ -94,6 +95,57 @@ func loadStripeConfig(e env, processorTimeout time.Duration) (stripeConfig, erro
 	}
 	s.BreakerOpen = time.Duration(secs) * time.Second
 	return s, nil
+}
+
+// loadEncryptionKeys reads PAYMENTS_ENCRYPTION_KEYS (the current key, then
+// older ones that only open, comma-separated) and PAYMENTS_ENCRYPTION_KEY
+// (the current key alone). With both set they must agree on the current
+// key, so a deployment moving from one variable to the other never seals
+// under two keys at once. Errors never echo a key.
+func loadEncryptionKeys(e env, s *stripeConfig) error {
+	if k := e.or("PAYMENTS_ENCRYPTION_KEY", ""); k != "" {
+		key, err := secretbox.ParseKey(k)
+		if err != nil {
+			return fmt.Errorf("PAYMENTS_ENCRYPTION_KEY: %v", err)
+		}
+		s.EncryptionKey = key
+	}
+	list := e.or("PAYMENTS_ENCRYPTION_KEYS", "")
+	if list == "" {
+		return nil
+	}
+	parts := strings.Split(list, ",")
+	if len(parts) > secretbox.KeysMax {
+		return fmt.Errorf("PAYMENTS_ENCRYPTION_KEYS: %d keys, at most %d (remove keys that `payments keys rotate` has rotated out)", len(parts), secretbox.KeysMax)
+	}
+	keys := make([][]byte, 0, len(parts))
+	for i, p := range parts {
+		key, err := secretbox.ParseKey(p)
+		if err != nil {
+			return fmt.Errorf("PAYMENTS_ENCRYPTION_KEYS: key %d: %v (separate keys with commas, the current one first)", i+1, err)
+		}
+		keys = append(keys, key)
+	}
+	if s.EncryptionKey != nil && !bytes.Equal(s.EncryptionKey, keys[0]) {
+		return errors.New("PAYMENTS_ENCRYPTION_KEY and the first key of PAYMENTS_ENCRYPTION_KEYS differ: set only PAYMENTS_ENCRYPTION_KEYS, the current key first")
+	}
+	if _, err := secretbox.NewRing(keys[0], keys[1:]...); err != nil {
+		return fmt.Errorf("PAYMENTS_ENCRYPTION_KEYS: %v", err)
+	}
+	s.EncryptionKey, s.EncryptionKeysOlder = keys[0], keys[1:]
+	return nil
+}
+
+// box returns the keyring of the encryption keys, nil without a key.
+func (s stripeConfig) box() (*secretbox.Box, error) {
+	if s.EncryptionKey == nil {
+		return nil, nil
+	}
+	b, err := secretbox.NewRing(s.EncryptionKey, s.EncryptionKeysOlder...)
+	if err != nil {
+		return nil, fmt.Errorf("PAYMENTS_ENCRYPTION_KEYS: %w", err)
+	}
+	return b, nil
 }
 
 // options returns the adapter options of an account.
@@ -151,12 +203,9 @@ func newProcessors(c config, router *sharding.Router, reg prometheus.Registerer,
 		p.sandbox, p.platform = sb, sb
 		p.close = func() { _ = sb.Close() }
 	}
-	var box *secretbox.Box
-	if c.Stripe.EncryptionKey != nil {
-		var err error
-		if box, err = secretbox.New(c.Stripe.EncryptionKey); err != nil {
-			return nil, fmt.Errorf("PAYMENTS_ENCRYPTION_KEY: %w", err)
-		}
+	box, err := c.Stripe.box()
+	if err != nil {
+		return nil, err
 	}
 	p.accounts = accounts.NewStore(router, box, nil)
 	p.resolver = accounts.NewResolver(p.accounts, p.platform, func(key string) (processor.Processor, error) {

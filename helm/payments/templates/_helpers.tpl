@@ -68,6 +68,7 @@ DATABASE_URL: {required: true, api: true, worker: true, migrations: true}
 PAYMENTS_SHARDS: {required: false, api: true, worker: true, migrations: true}
 PAYMENTS_ADMIN_TOKEN: {required: true, api: true, worker: false, migrations: false}
 PAYMENTS_ENCRYPTION_KEY: {required: false, api: true, worker: true, migrations: false}
+PAYMENTS_ENCRYPTION_KEYS: {required: false, api: true, worker: true, migrations: false}
 STRIPE_SECRET_KEY: {required: false, api: true, worker: true, migrations: false}
 STRIPE_WEBHOOK_SECRET: {required: false, api: true, worker: true, migrations: false}
 REDIS_URL: {required: true, api: true, worker: true, migrations: false}
