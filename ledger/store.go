@@ -92,6 +92,13 @@ func Post(ctx context.Context, tx pgx.Tx, txs ...Transaction) error {
 		return err
 	}
 	if len(inserted) != len(fresh) || len(dups) > 0 {
+		var closed int64
+		if len(inserted) != len(fresh) {
+			h := headerArgs(fresh)
+			if err := tx.QueryRow(ctx, closedAloneSQL, h[0], h[10]).Scan(&closed); err != nil {
+				return fmt.Errorf("check ledger closing: %w", err)
+			}
+		}
 		for _, t := range fresh {
 			if _, ok := inserted[t.ID]; !ok {
 				dups = append(dups, t.ID)
@@ -102,6 +109,9 @@ func Post(ctx context.Context, tx pgx.Tx, txs ...Transaction) error {
 		// needed: ON CONFLICT DO NOTHING did not abort the transaction.
 		if err := deleteTransactions(ctx, tx, fresh, inserted); err != nil {
 			return err
+		}
+		if closed > 0 {
+			return closedError(closed)
 		}
 		return duplicateError(txs, dups)
 	}
@@ -121,7 +131,7 @@ e AS (
   JOIN t ON t.id = u.transaction_id
   RETURNING 1
 )
-SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM e)`
+SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM e), (` + closedSQL + `)`
 
 // QueuePost queues txs into b as one statement, with the checks of Post
 // before anything is queued; entries get their transaction's creation
@@ -145,9 +155,12 @@ func QueuePost(b *pgx.Batch, txs ...Transaction) error {
 	}
 	args := append(headerArgs(txs), entryArgs(txs, nil)[:5]...)
 	b.Queue(postOneSQL, args...).QueryRow(func(row pgx.Row) error {
-		var headers, entries int64
-		if err := row.Scan(&headers, &entries); err != nil {
+		var headers, entries, closed int64
+		if err := row.Scan(&headers, &entries, &closed); err != nil {
 			return fmt.Errorf("post ledger transactions: %w", err)
+		}
+		if closed > 0 {
+			return closedError(closed)
 		}
 		if headers != int64(len(txs)) || entries != int64(entriesTotal) {
 			return duplicateError(txs, nil)
@@ -226,8 +239,28 @@ SELECT u.tenant_id, u.id, u.currency, u.type, u.source_type, u.source_id, u.paym
 FROM unnest($1::UUID[], $2::UUID[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::UUID[], $7::UUID[],
             $8::BIGINT[], $9::BIGINT[], $10::BIGINT[], $11::TIMESTAMPTZ[])
     AS u (tenant_id, id, currency, type, source_type, source_id, payment_id, amount, fee, net, created_at)
+WHERE NOT EXISTS (SELECT 1 FROM ledger_closings AS c
+                  WHERE c.tenant_id = u.tenant_id AND c.closed_before > coalesce(u.created_at, now()))
 ON CONFLICT (tenant_id, source_id, source_type, type) DO NOTHING
 RETURNING id, created_at`
+
+// closedSQL counts the transactions of a call that would be booked in a
+// closed period (see ledger_closings): the header insert's guard skips them.
+// Its parameters are those of the header insert, which it runs beside.
+const closedSQL = `SELECT count(*) FROM unnest($1::UUID[], $11::TIMESTAMPTZ[]) AS u (tenant_id, created_at)
+JOIN ledger_closings AS c ON c.tenant_id = u.tenant_id AND c.closed_before > coalesce(u.created_at, now())`
+
+// closedAloneSQL is closedSQL as a statement of its own.
+const closedAloneSQL = `SELECT count(*) FROM unnest($1::UUID[], $2::TIMESTAMPTZ[]) AS u (tenant_id, created_at)
+JOIN ledger_closings AS c ON c.tenant_id = u.tenant_id AND c.closed_before > coalesce(u.created_at, now())`
+
+// closedError reports postings refused because their booking time lies in
+// a closed period. A database transaction older than the closing delay
+// causes it (see CloseOptions.Delay): a bug or a misconfiguration, never a
+// client's mistake.
+func closedError(n int64) error {
+	return errcode.Internal(fmt.Errorf("post ledger transactions: %w: %d would be booked before the book's closing", ErrClosed, n))
+}
 
 // headerArgs are the eleven array parameters of insertTransactionsSQL.
 func headerArgs(txs []Transaction) []any {
@@ -357,12 +390,44 @@ type Balance struct {
 }
 
 // Balances returns the tenant's balance in every currency in which it has
-// ledger entries, sorted by currency. A tenant without entries has none.
+// ledger entries, sorted by currency. A tenant without entries has none. It
+// reflects every committed posting: the latest checkpoint plus the entries
+// booked after it, so its cost is bounded by the checkpoint spacing and the
+// closing delay, not by the history's size.
 func Balances(ctx context.Context, q Querier, tenantID uuid.UUID) ([]Balance, error) {
-	const sql = `SELECT currency, sum(CASE WHEN account = $2 THEN amount ELSE 0 END)::BIGINT
-FROM ledger_entries WHERE tenant_id = $1
-GROUP BY currency ORDER BY currency`
-	rows, err := q.Query(ctx, sql, tenantID, string(AccountMerchantBalance))
+	return balances(ctx, q, tenantID, nil)
+}
+
+// BalancesAt returns the tenant's balances as they were at instant at: the
+// sum of the entries booked at or before it (a posting is booked at its
+// database transaction's start). It costs what Balances costs. An answer
+// for an instant younger than the closing delay can still change while
+// postings that started before it commit.
+func BalancesAt(ctx context.Context, q Querier, tenantID uuid.UUID, at time.Time) ([]Balance, error) {
+	return balances(ctx, q, tenantID, &at)
+}
+
+// balanceSQL adds the tail of entries after the latest checkpoint (at or
+// before $3, when set) to that checkpoint's totals. Every account is read so
+// that a currency whose merchant leg happens to be absent still answers 0.
+const balanceSQL = `WITH c AS (
+    SELECT max(as_of) AS as_of FROM ledger_checkpoints
+    WHERE tenant_id = $1 AND ($3::TIMESTAMPTZ IS NULL OR as_of <= $3)
+), parts AS (
+    SELECT k.currency, k.account, k.amount_total AS amount
+    FROM ledger_checkpoints AS k, c
+    WHERE k.tenant_id = $1 AND k.as_of = c.as_of
+    UNION ALL
+    SELECT e.currency, e.account, e.amount FROM ledger_entries AS e
+    WHERE e.tenant_id = $1
+      AND e.created_at >= coalesce((SELECT as_of FROM c), '0001-01-01 00:00:00+00'::TIMESTAMPTZ)
+      AND ($3::TIMESTAMPTZ IS NULL OR e.created_at <= $3)
+)
+SELECT currency, sum(CASE WHEN account = $2 THEN amount ELSE 0 END)::BIGINT
+FROM parts GROUP BY currency ORDER BY currency`
+
+func balances(ctx context.Context, q Querier, tenantID uuid.UUID, at *time.Time) ([]Balance, error) {
+	rows, err := q.Query(ctx, balanceSQL, tenantID, string(AccountMerchantBalance), at)
 	if err != nil {
 		return nil, fmt.Errorf("query balances: %w", err)
 	}
