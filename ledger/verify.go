@@ -199,16 +199,16 @@ func (v *verifier) stream(ctx context.Context) error {
 	}
 	nextSeal := 0
 	var cur *sealState
+	var pending []balanceCheck
 	finishSeal := func() error {
 		if cur == nil {
 			return nil
 		}
 		v.checkSeal(cur)
 		// The API's point-in-time answer at the period's last instant must
-		// be what the entries up to then sum to.
-		if err := v.checkBalancesAt(ctx, cur.PeriodEnd.Add(-time.Microsecond), running, "at the end of "+ids.Format(ids.PrefixSeal, cur.ID)); err != nil {
-			return err
-		}
+		// be what the entries up to then sum to; it is asked once the
+		// stream, which holds the connection, is done.
+		pending = append(pending, balanceCheck{cur.PeriodEnd.Add(-time.Microsecond), merchantTotals(running), "at the end of " + ids.Format(ids.PrefixSeal, cur.ID)})
 		cur = nil
 		return nil
 	}
@@ -293,12 +293,41 @@ WHERE tenant_id = $1 ORDER BY created_at, transaction_id, account`
 			v.add(FindingBookSum, "", "", "%s entries sum to %d", c, sums[c])
 		}
 	}
-	return v.checkBalancesAt(ctx, time.Time{}, running, "now")
+	pending = append(pending, balanceCheck{time.Time{}, merchantTotals(running), "now"})
+	for _, c := range pending {
+		if err := v.checkBalancesAt(ctx, c.at, c.want, c.when); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// balanceCheck is a balance the API must answer: want per currency at at
+// (now, when zero).
+type balanceCheck struct {
+	at   time.Time
+	want map[string]int64
+	when string
+}
+
+// merchantTotals are the merchant_balance running totals per currency, with
+// 0 for a currency that only has other accounts' entries.
+func merchantTotals(running map[pairKey]*total) map[string]int64 {
+	want := map[string]int64{}
+	for k, t := range running {
+		if _, ok := want[k.currency]; !ok {
+			want[k.currency] = 0
+		}
+		if k.account == AccountMerchantBalance {
+			want[k.currency] += t.amount
+		}
+	}
+	return want
 }
 
 // checkBalancesAt compares the balances the API answers at `at` (now, when
-// zero) with the merchant_balance running totals.
-func (v *verifier) checkBalancesAt(ctx context.Context, at time.Time, running map[pairKey]*total, when string) error {
+// zero) with what the entries sum to.
+func (v *verifier) checkBalancesAt(ctx context.Context, at time.Time, want map[string]int64, when string) error {
 	var bs []Balance
 	var err error
 	if at.IsZero() {
@@ -308,15 +337,6 @@ func (v *verifier) checkBalancesAt(ctx context.Context, at time.Time, running ma
 	}
 	if err != nil {
 		return err
-	}
-	want := map[string]int64{}
-	for k, t := range running {
-		if _, ok := want[k.currency]; !ok {
-			want[k.currency] = 0
-		}
-		if k.account == AccountMerchantBalance {
-			want[k.currency] += t.amount
-		}
 	}
 	got := map[string]int64{}
 	for _, b := range bs {
