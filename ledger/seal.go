@@ -137,17 +137,26 @@ func VerifyInclusion(leaf [32]byte, path []ProofStep, root [32]byte) bool {
 	return h == root
 }
 
-// sealHash is the hash that chains seals: SHA-256 of the seal's canonical
-// text, which names everything the seal stores.
-func sealHash(s Seal) ([]byte, error) {
+// SealText is the canonical text a seal's hash covers: every field the
+// seal stores, "|"-separated, times in Unix microseconds, totals as JSON
+// with sorted keys, hashes in hex.
+func SealText(s Seal) (string, error) {
 	totals, err := json.Marshal(s.Totals) // map keys marshal sorted: canonical
 	if err != nil {
-		return nil, fmt.Errorf("encode seal totals: %w", err)
+		return "", fmt.Errorf("encode seal totals: %w", err)
 	}
-	text := "ledger_seal|v1|" + ids.Format(ids.PrefixTenant, s.TenantID) + "|" +
+	return "ledger_seal|v1|" + ids.Format(ids.PrefixTenant, s.TenantID) + "|" +
 		strconv.FormatInt(s.PeriodStart.UnixMicro(), 10) + "|" + strconv.FormatInt(s.PeriodEnd.UnixMicro(), 10) + "|" +
 		strconv.FormatInt(s.EntryCount, 10) + "|" + string(totals) + "|" + hex.EncodeToString(s.MerkleRoot) + "|" +
-		hex.EncodeToString(s.PrevHash)
+		hex.EncodeToString(s.PrevHash), nil
+}
+
+// sealHash is the hash that chains seals: SHA-256 of SealText.
+func sealHash(s Seal) ([]byte, error) {
+	text, err := SealText(s)
+	if err != nil {
+		return nil, err
+	}
 	sum := sha256.Sum256([]byte(text))
 	return sum[:], nil
 }
