@@ -207,7 +207,7 @@ func registerBalance(api huma.API, s *Server) {
 			"exact at the instant of the request, or, with `at`, at a past instant (every movement booked at or before it). " +
 			"Either costs the same whatever the size of the history. A balance at an instant less than a minute old can still " +
 			"gain movements whose transactions were in flight at that instant.",
-		Tags:        tags,
+		Tags: tags,
 	}, schemeSecretKey, http.StatusBadRequest), handle(func(ctx context.Context, in *balanceInput) (*balanceOutput, error) {
 		at, err := parseAt(in.At, time.Now())
 		if err != nil {

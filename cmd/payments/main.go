@@ -8,6 +8,7 @@
 //	payments tenant create --name NAME --region REGION
 //	payments openapi [--version 3.1|3.0]
 //	payments reconcile --tenant TENANT --since DATE [--repair]
+//	payments ledger verify [--tenant TENANT] | payments ledger close
 //
 // Configuration comes from the environment; see the README's table.
 package main
@@ -60,6 +61,8 @@ commands:
   tenant create --name NAME --region R    create a tenant and print its first secret key
   openapi [--version 3.1|3.0]             print the OpenAPI document
   reconcile --tenant T --since DATE       compare a tenant's payments and refunds with its processor ([--repair] [--limit N])
+  ledger verify [--tenant T]              audit the ledger: balances, checkpoints, seals; exits non-zero naming each difference
+  ledger close                            checkpoint and seal all history older than the closing delay (backfill)
 `
 
 // httpDeadlineMargin is what the HTTP connection deadlines add to the
@@ -104,6 +107,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return tenantCreate(ctx, args[2:], getenv, stdout)
 	case "reconcile":
 		return reconcileCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "ledger":
+		return ledgerCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "openapi":
 		return openapi(args[1:], stdout)
 	case "help", "-h", "--help":

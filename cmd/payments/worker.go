@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/payments-api/payments/idempotency"
+	"github.com/payments-api/payments/ledger"
 	"github.com/payments-api/payments/payments"
 	"github.com/payments-api/payments/readcache"
 	"github.com/payments-api/payments/sharding"
@@ -22,7 +23,8 @@ const PurgeInterval = 10 * time.Minute
 // on the result.
 func runWorkers(ctx context.Context, c config, m *sharding.Map, pays *payments.Service, cache *readcache.Cache, hooks *webhooks.Worker, log *slog.Logger) *sync.WaitGroup {
 	var wg sync.WaitGroup
-	wg.Add(4)
+	wg.Add(5)
+	go func() { defer wg.Done(); runLedgerCloser(ctx, c, m, log) }()
 	go func() { defer wg.Done(); hooks.Run(ctx) }()
 	go func() { defer wg.Done(); pays.RunReconciler(ctx, c.ReconcileInterval, c.ReconcileAge) }()
 	go func() { defer wg.Done(); cache.RunRepair(ctx) }()
@@ -55,4 +57,29 @@ func runWorkers(ctx context.Context, c config, m *sharding.Map, pays *payments.S
 		}
 	}()
 	return &wg
+}
+
+// runLedgerCloser checkpoints every shard's ledger, and seals it when
+// sealing is on, every LedgerCloseInterval until ctx ends. A pass that
+// reaches its read bounds leaves the rest to the next one, so a backfill of
+// old history proceeds a slice per pass.
+func runLedgerCloser(ctx context.Context, c config, m *sharding.Map, log *slog.Logger) {
+	t := time.NewTicker(c.LedgerCloseInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, s := range m.All() {
+			r, err := ledger.Close(ctx, s.Pool, c.LedgerClose)
+			if err != nil && ctx.Err() == nil {
+				log.Warn("close ledger", "shard", s.Name, "error", err.Error())
+			}
+			if r.Checkpoints > 0 || r.Seals > 0 {
+				log.Debug("closed ledger", "shard", s.Name, "tenants", r.Tenants, "checkpoints", r.Checkpoints, "seals", r.Seals)
+			}
+		}
+	}
 }
