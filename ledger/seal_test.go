@@ -217,6 +217,7 @@ WHERE tenant_id = $1 AND transaction_id = $2 AND account = 'merchant_balance'`, 
 	}
 	findingOf(t, fs, FindingCheckpoint)
 	findingOf(t, fs, FindingBookSum)
+	findingOf(t, fs, FindingBalance) // the running totals postings keep no longer match
 	// The period no longer matches its seal, so no proof is given for any
 	// of its transactions; the edited one is refused as unbalanced first.
 	if _, err := ProveTransaction(context.Background(), pool, tenant, victim.ID); !errors.Is(err, ErrUnbalanced) {

@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -130,8 +131,32 @@ e AS (
       AS u (tenant_id, transaction_id, account, currency, amount)
   JOIN t ON t.id = u.transaction_id
   RETURNING 1
+),
+s AS (
+  INSERT INTO ledger_balance_slots (tenant_id, currency, account, slot, amount, entries)
+  SELECT u.tenant_id, u.currency, u.account, $17::INT, sum(u.amount)::BIGINT, count(*)
+  FROM unnest($12::UUID[], $13::UUID[], $14::TEXT[], $15::TEXT[], $16::BIGINT[])
+      AS u (tenant_id, transaction_id, account, currency, amount)
+  JOIN t ON t.id = u.transaction_id
+  GROUP BY u.tenant_id, u.currency, u.account
+  ORDER BY u.tenant_id, u.currency, u.account
+` + slotConflictSQL + `
+  RETURNING 1
 )
 SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM e), (` + closedSQL + `)`
+
+// BalanceSlots is the number of slots each (tenant, currency, account)
+// running total is split over; the schema allows up to 16.
+const BalanceSlots = 16
+
+// slotConflictSQL adds a statement's sums to the slot's row. Rows are
+// written in key order, so two statements touching the same slots lock them
+// in the same order and cannot deadlock.
+const slotConflictSQL = `ON CONFLICT (tenant_id, currency, account, slot) DO UPDATE
+  SET amount = ledger_balance_slots.amount + excluded.amount, entries = ledger_balance_slots.entries + excluded.entries`
+
+// randomSlot picks the slot a statement adds to.
+func randomSlot() int32 { return int32(rand.IntN(BalanceSlots)) }
 
 // QueuePost queues txs into b as one statement, with the checks of Post
 // before anything is queued; entries get their transaction's creation
@@ -154,6 +179,7 @@ func QueuePost(b *pgx.Batch, txs ...Transaction) error {
 		entriesTotal += len(t.Entries)
 	}
 	args := append(headerArgs(txs), entryArgs(txs, nil)[:5]...)
+	args = append(args, randomSlot())
 	b.Queue(postOneSQL, args...).QueryRow(func(row pgx.Row) error {
 		var headers, entries, closed int64
 		if err := row.Scan(&headers, &entries, &closed); err != nil {
@@ -309,15 +335,23 @@ func insertTransactions(ctx context.Context, tx pgx.Tx, txs []Transaction) (map[
 	return inserted, nil
 }
 
-const insertEntriesSQL = `INSERT INTO ledger_entries (tenant_id, transaction_id, account, currency, amount, created_at)
-SELECT u.tenant_id, u.transaction_id, u.account, u.currency, u.amount, u.created_at
-FROM unnest($1::UUID[], $2::UUID[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], $6::TIMESTAMPTZ[])
-    AS u (tenant_id, transaction_id, account, currency, amount, created_at)`
+const insertEntriesSQL = `WITH e AS (
+  INSERT INTO ledger_entries (tenant_id, transaction_id, account, currency, amount, created_at)
+  SELECT u.tenant_id, u.transaction_id, u.account, u.currency, u.amount, u.created_at
+  FROM unnest($1::UUID[], $2::UUID[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], $6::TIMESTAMPTZ[])
+      AS u (tenant_id, transaction_id, account, currency, amount, created_at)
+  RETURNING tenant_id, currency, account, amount
+)
+INSERT INTO ledger_balance_slots (tenant_id, currency, account, slot, amount, entries)
+SELECT tenant_id, currency, account, $7::INT, sum(amount)::BIGINT, count(*)
+FROM e GROUP BY tenant_id, currency, account
+ORDER BY tenant_id, currency, account
+` + slotConflictSQL
 
 // insertEntries writes the legs of txs, stamped with their transaction's
 // creation time.
 func insertEntries(ctx context.Context, tx pgx.Tx, txs []Transaction, createdAt map[uuid.UUID]time.Time) error {
-	if _, err := tx.Exec(ctx, insertEntriesSQL, entryArgs(txs, createdAt)...); err != nil {
+	if _, err := tx.Exec(ctx, insertEntriesSQL, append(entryArgs(txs, createdAt), randomSlot())...); err != nil {
 		return fmt.Errorf("insert ledger entries: %w", err)
 	}
 	return nil
@@ -391,28 +425,33 @@ type Balance struct {
 
 // Balances returns the tenant's balance in every currency in which it has
 // ledger entries, sorted by currency. A tenant without entries has none. It
-// reflects every committed posting: the latest checkpoint plus the entries
-// booked after it, so its cost is bounded by the checkpoint spacing and the
-// closing delay, not by the history's size.
+// reads the running totals that every posting statement updates in the same
+// transaction (split over BalanceSlots slots), so it reflects exactly the
+// committed postings, and its cost does not depend on the history's size.
 func Balances(ctx context.Context, q Querier, tenantID uuid.UUID) ([]Balance, error) {
-	return balances(ctx, q, tenantID, nil)
+	const sql = `SELECT currency, sum(CASE WHEN account = $2 THEN amount ELSE 0 END)::BIGINT
+FROM ledger_balance_slots WHERE tenant_id = $1
+GROUP BY currency ORDER BY currency`
+	return queryBalances(ctx, q, sql, tenantID, string(AccountMerchantBalance))
 }
 
 // BalancesAt returns the tenant's balances as they were at instant at: the
 // sum of the entries booked at or before it (a posting is booked at its
-// database transaction's start). It costs what Balances costs. An answer
-// for an instant younger than the closing delay can still change while
-// postings that started before it commit.
+// database transaction's start). It reads the latest checkpoint at or
+// before the instant and the entries after it, so its cost is bounded by the
+// checkpoint spacing, not by the history's size; for an instant after the
+// latest checkpoint (the last minute or so), by the entries since that
+// checkpoint. An answer for an instant younger than the closing delay can
+// still change while postings that started before it commit.
 func BalancesAt(ctx context.Context, q Querier, tenantID uuid.UUID, at time.Time) ([]Balance, error) {
-	return balances(ctx, q, tenantID, &at)
+	return queryBalances(ctx, q, balanceAtSQL, tenantID, string(AccountMerchantBalance), at)
 }
 
-// balanceSQL adds the tail of entries after the latest checkpoint (at or
-// before $3, when set) to that checkpoint's totals. Every account is read so
+// balanceAtSQL adds the tail of entries after the latest checkpoint at or
+// before $3 to that checkpoint's totals. Every account is read so
 // that a currency whose merchant leg happens to be absent still answers 0.
-const balanceSQL = `WITH c AS (
-    SELECT max(as_of) AS as_of FROM ledger_checkpoints
-    WHERE tenant_id = $1 AND ($3::TIMESTAMPTZ IS NULL OR as_of <= $3)
+const balanceAtSQL = `WITH c AS (
+    SELECT max(as_of) AS as_of FROM ledger_checkpoints WHERE tenant_id = $1 AND as_of <= $3
 ), parts AS (
     SELECT k.currency, k.account, k.amount_total AS amount
     FROM ledger_checkpoints AS k, c
@@ -421,13 +460,13 @@ const balanceSQL = `WITH c AS (
     SELECT e.currency, e.account, e.amount FROM ledger_entries AS e
     WHERE e.tenant_id = $1
       AND e.created_at >= coalesce((SELECT as_of FROM c), '0001-01-01 00:00:00+00'::TIMESTAMPTZ)
-      AND ($3::TIMESTAMPTZ IS NULL OR e.created_at <= $3)
+      AND e.created_at <= $3
 )
 SELECT currency, sum(CASE WHEN account = $2 THEN amount ELSE 0 END)::BIGINT
 FROM parts GROUP BY currency ORDER BY currency`
 
-func balances(ctx context.Context, q Querier, tenantID uuid.UUID, at *time.Time) ([]Balance, error) {
-	rows, err := q.Query(ctx, balanceSQL, tenantID, string(AccountMerchantBalance), at)
+func queryBalances(ctx context.Context, q Querier, sql string, args ...any) ([]Balance, error) {
+	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query balances: %w", err)
 	}

@@ -293,6 +293,9 @@ WHERE tenant_id = $1 ORDER BY created_at, transaction_id, account`
 			v.add(FindingBookSum, "", "", "%s entries sum to %d", c, sums[c])
 		}
 	}
+	if err := v.checkSlots(ctx, running); err != nil {
+		return err
+	}
 	pending = append(pending, balanceCheck{time.Time{}, merchantTotals(running), "now"})
 	for _, c := range pending {
 		if err := v.checkBalancesAt(ctx, c.at, c.want, c.when); err != nil {
@@ -468,4 +471,60 @@ func VerifyShard(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID) ([
 		out = append(out, fs...)
 	}
 	return out, len(tenants), errors.Join(errs...)
+}
+
+// checkSlots compares the running totals that postings keep (the balance
+// slots) with what the entries sum to, per currency and account.
+func (v *verifier) checkSlots(ctx context.Context, running map[pairKey]*total) error {
+	rows, err := v.q.Query(ctx, `SELECT currency, account, sum(amount)::BIGINT, sum(entries)::BIGINT
+FROM ledger_balance_slots WHERE tenant_id = $1 GROUP BY currency, account`, v.tenantID)
+	if err != nil {
+		return fmt.Errorf("verify ledger balance slots: %w", err)
+	}
+	slots := map[pairKey]*total{}
+	var (
+		cur, acct string
+		amount, n int64
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&cur, &acct, &amount, &n}, func() error {
+		slots[pairKey{cur, Account(acct)}] = &total{amount: amount, entries: n}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("verify ledger balance slots: %w", err)
+	}
+	keys := unionPairs(slots, running)
+	for _, k := range keys {
+		got, want := slots[k], running[k]
+		if got == nil {
+			got = &total{}
+		}
+		if want == nil {
+			want = &total{}
+		}
+		if *got != *want {
+			v.add(FindingBalance, "", "", "%s %s running total: the balance slots hold %d in %d entries, the entries sum to %d in %d",
+				k.currency, k.account, got.amount, got.entries, want.amount, want.entries)
+		}
+	}
+	return nil
+}
+
+func unionPairs(a, b map[pairKey]*total) []pairKey {
+	seen := map[pairKey]bool{}
+	var out []pairKey
+	for _, m := range []map[pairKey]*total{a, b} {
+		for k := range m {
+			if !seen[k] {
+				seen[k] = true
+				out = append(out, k)
+			}
+		}
+	}
+	slices.SortFunc(out, func(x, y pairKey) int {
+		if c := strings.Compare(x.currency, y.currency); c != 0 {
+			return c
+		}
+		return strings.Compare(string(x.account), string(y.account))
+	})
+	return out
 }

@@ -10,6 +10,25 @@
 CREATE INDEX ledger_entries_by_time ON ledger_entries (tenant_id, created_at, transaction_id, account) INCLUDE (currency, amount);
 DROP INDEX ledger_entries_by_account;
 
+-- ledger_balance_slots holds each tenant's running totals per currency and
+-- account, split over slots (a PN-counter): every posting statement adds its
+-- batch's sums to one slot chosen at random, so concurrent batches of one
+-- tenant rarely touch the same row, and a balance is the sum of at most
+-- 16 slots per currency and account, whatever the history's size. The
+-- totals of existing history are backfilled into slot 0 below.
+CREATE TABLE ledger_balance_slots (
+    tenant_id UUID   NOT NULL,
+    currency  TEXT   NOT NULL CHECK (currency ~ '^[a-z]{3}$'),
+    account   TEXT   NOT NULL CHECK (account IN ('processor_clearing', 'merchant_balance', 'processor_fees')),
+    slot      INT    NOT NULL CHECK (slot >= 0 AND slot < 16),
+    amount    BIGINT NOT NULL,
+    entries   BIGINT NOT NULL CHECK (entries >= 0),
+    PRIMARY KEY (tenant_id, currency, account, slot)
+);
+INSERT INTO ledger_balance_slots (tenant_id, currency, account, slot, amount, entries)
+SELECT tenant_id, currency, account, 0, sum(amount)::BIGINT, count(*)
+FROM ledger_entries GROUP BY tenant_id, currency, account;
+
 -- ledger_checkpoints holds, per tenant and instant as_of, the running totals
 -- of every (currency, account) the tenant has used: the sum and the count of
 -- its entries booked before as_of. A balance is the latest checkpoint plus
