@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/payments-api/payments/dbtest"
 	"github.com/payments-api/payments/ids"
 	"github.com/payments-api/payments/ledger"
+	"github.com/payments-api/payments/sharding"
 )
 
 func TestLoadLedgerConfig(t *testing.T) {
@@ -102,6 +104,68 @@ func TestLedgerCommands(t *testing.T) {
 	for _, args := range [][]string{{"ledger"}, {"ledger", "audit"}, {"ledger", "verify", "--tenant", "pay_x"}, {"ledger", "close", "now"}} {
 		if err := run(ctx, args, envOf(e), &out, &out); err == nil {
 			t.Errorf("%v: accepted", args)
+		}
+	}
+}
+
+// TestLedgerCloserSealsInTheBackground runs the worker's closer loop on a
+// shard with old history and waits for it to checkpoint and seal it; with
+// the sealer off it only checkpoints.
+func TestLedgerCloserSealsInTheBackground(t *testing.T) {
+	t.Parallel()
+	for _, seal := range []bool{true, false} {
+		ctx := context.Background()
+		dsn := dbtest.NewDatabase(t)
+		m, err := sharding.Open(ctx, []sharding.Config{{Name: "s0", Region: "local", DSN: dsn}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(m.Close)
+		pool := m.All()[0].Pool
+		c, err := ledger.Charge(ids.New(), "eur", ids.New(), 4200, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.CreatedAt = time.Now().Add(-2 * time.Hour)
+		tx, err := pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ledger.Post(ctx, tx, c); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var cfg config
+		cfg.LedgerCloseInterval = 50 * time.Millisecond
+		if seal {
+			cfg.LedgerClose.SealPeriod = time.Hour
+		}
+		wctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); runLedgerCloser(wctx, cfg, m, slog.New(slog.DiscardHandler)) }()
+		var checkpoints, seals int
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if err := pool.QueryRow(ctx, `SELECT (SELECT count(DISTINCT as_of) FROM ledger_checkpoints), (SELECT count(*) FROM ledger_seals)`).Scan(&checkpoints, &seals); err != nil {
+				t.Fatal(err)
+			}
+			if checkpoints > 0 && (seals > 0 || !seal) {
+				break
+			}
+		}
+		time.Sleep(200 * time.Millisecond) // a few more passes write nothing new
+		stop()
+		<-done
+		if err := pool.QueryRow(ctx, `SELECT (SELECT count(DISTINCT as_of) FROM ledger_checkpoints), (SELECT count(*) FROM ledger_seals)`).Scan(&checkpoints, &seals); err != nil {
+			t.Fatal(err)
+		}
+		want := 0
+		if seal {
+			want = 1
+		}
+		if checkpoints != 1 || seals != want {
+			t.Errorf("sealer on %v: %d checkpoints and %d seals, want 1 and %d", seal, checkpoints, seals, want)
 		}
 	}
 }
