@@ -122,7 +122,7 @@ func ledgerClose(ctx context.Context, getenv func(string) string, stdout io.Writ
 			if err != nil {
 				return fmt.Errorf("shard %s: %w", s.Name, err)
 			}
-			sum.Tenants = r.Tenants
+			sum.Tenants = max(sum.Tenants, r.Tenants)
 			sum.Checkpoints += r.Checkpoints
 			sum.Seals += r.Seals
 			if r.Checkpoints == 0 && r.Seals == 0 {
