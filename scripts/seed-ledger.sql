@@ -15,7 +15,7 @@ INSERT INTO ledger_entries (tenant_id, transaction_id, account, currency, amount
 SELECT :'tenant', tx_id, e.account, 'usd', e.amount, at
 FROM seed, (VALUES ('processor_clearing', -2000), ('merchant_balance', 1912), ('processor_fees', 88)) AS e (account, amount);
 INSERT INTO ledger_balance_slots (tenant_id, currency, account, slot, amount, entries)
-SELECT :'tenant', 'usd', e.account, 0, :n * e.amount, :n
+SELECT :'tenant', 'usd', e.account, 0, :n::BIGINT * e.amount, :n
 FROM (VALUES ('processor_clearing', -2000), ('merchant_balance', 1912), ('processor_fees', 88)) AS e (account, amount)
 ON CONFLICT (tenant_id, currency, account, slot) DO UPDATE
     SET amount = ledger_balance_slots.amount + excluded.amount, entries = ledger_balance_slots.entries + excluded.entries;
