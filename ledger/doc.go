@@ -38,11 +38,14 @@
 //
 // # Reading
 //
-// There are no balance rows that each write updates, because such a row is
-// a hot key that every payment of a tenant would contend on. Balances and
-// Sums aggregate the entries instead. Their cost grows with a tenant's
-// history; when that matters, periodic checkpoints written off the payment
-// path can bound it without putting a hot row back on the write path.
+// No single balance row is updated by every payment: such a row is a hot
+// key that every payment of a tenant would contend on. The posting
+// statement adds to one of BalanceSlots running totals per tenant, currency
+// and account instead, and Balances sums them. BalancesAt answers a past
+// instant from the latest checkpoint before it plus the entries after it;
+// the worker's closer (Close) writes checkpoints and seals off the payment
+// path, and Verify audits all of it. docs/ARCHITECTURE.md, "The ledger at
+// scale", has the design and its measurements.
 //
 // Get and List check each transaction they read against the same invariants
 // that Post asserts, so corrupt rows surface as an internal error instead of

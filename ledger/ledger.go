@@ -65,6 +65,9 @@ var (
 	ErrOverflow = errors.New("ledger amount overflows int64")
 	// ErrMalformed reports any other broken invariant of a transaction.
 	ErrMalformed = errors.New("malformed ledger transaction")
+	// ErrClosed reports a posting whose booking time lies before its
+	// tenant's closing (a checkpoint or a seal already covers it).
+	ErrClosed = errors.New("ledger period is closed")
 )
 
 // Transaction is one balanced movement of money of one tenant in one

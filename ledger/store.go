@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -92,6 +93,13 @@ func Post(ctx context.Context, tx pgx.Tx, txs ...Transaction) error {
 		return err
 	}
 	if len(inserted) != len(fresh) || len(dups) > 0 {
+		var closed int64
+		if len(inserted) != len(fresh) {
+			h := headerArgs(fresh)
+			if err := tx.QueryRow(ctx, closedAloneSQL, h[0], h[10]).Scan(&closed); err != nil {
+				return fmt.Errorf("check ledger closing: %w", err)
+			}
+		}
 		for _, t := range fresh {
 			if _, ok := inserted[t.ID]; !ok {
 				dups = append(dups, t.ID)
@@ -102,6 +110,9 @@ func Post(ctx context.Context, tx pgx.Tx, txs ...Transaction) error {
 		// needed: ON CONFLICT DO NOTHING did not abort the transaction.
 		if err := deleteTransactions(ctx, tx, fresh, inserted); err != nil {
 			return err
+		}
+		if closed > 0 {
+			return closedError(closed)
 		}
 		return duplicateError(txs, dups)
 	}
@@ -120,8 +131,32 @@ e AS (
       AS u (tenant_id, transaction_id, account, currency, amount)
   JOIN t ON t.id = u.transaction_id
   RETURNING 1
+),
+s AS (
+  INSERT INTO ledger_balance_slots (tenant_id, currency, account, slot, amount, entries)
+  SELECT u.tenant_id, u.currency, u.account, $17::INT, sum(u.amount)::BIGINT, count(*)
+  FROM unnest($12::UUID[], $13::UUID[], $14::TEXT[], $15::TEXT[], $16::BIGINT[])
+      AS u (tenant_id, transaction_id, account, currency, amount)
+  JOIN t ON t.id = u.transaction_id
+  GROUP BY u.tenant_id, u.currency, u.account
+  ORDER BY u.tenant_id, u.currency, u.account
+` + slotConflictSQL + `
+  RETURNING 1
 )
-SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM e)`
+SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM e), (` + closedSQL + `)`
+
+// BalanceSlots is the number of slots each (tenant, currency, account)
+// running total is split over; the schema allows up to 16.
+const BalanceSlots = 16
+
+// slotConflictSQL adds a statement's sums to the slot's row. Rows are
+// written in key order, so two statements touching the same slots lock them
+// in the same order and cannot deadlock.
+const slotConflictSQL = `ON CONFLICT (tenant_id, currency, account, slot) DO UPDATE
+  SET amount = ledger_balance_slots.amount + excluded.amount, entries = ledger_balance_slots.entries + excluded.entries`
+
+// randomSlot picks the slot a statement adds to.
+func randomSlot() int32 { return int32(rand.IntN(BalanceSlots)) }
 
 // QueuePost queues txs into b as one statement, with the checks of Post
 // before anything is queued; entries get their transaction's creation
@@ -144,10 +179,14 @@ func QueuePost(b *pgx.Batch, txs ...Transaction) error {
 		entriesTotal += len(t.Entries)
 	}
 	args := append(headerArgs(txs), entryArgs(txs, nil)[:5]...)
+	args = append(args, randomSlot())
 	b.Queue(postOneSQL, args...).QueryRow(func(row pgx.Row) error {
-		var headers, entries int64
-		if err := row.Scan(&headers, &entries); err != nil {
+		var headers, entries, closed int64
+		if err := row.Scan(&headers, &entries, &closed); err != nil {
 			return fmt.Errorf("post ledger transactions: %w", err)
+		}
+		if closed > 0 {
+			return closedError(closed)
 		}
 		if headers != int64(len(txs)) || entries != int64(entriesTotal) {
 			return duplicateError(txs, nil)
@@ -226,8 +265,28 @@ SELECT u.tenant_id, u.id, u.currency, u.type, u.source_type, u.source_id, u.paym
 FROM unnest($1::UUID[], $2::UUID[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::UUID[], $7::UUID[],
             $8::BIGINT[], $9::BIGINT[], $10::BIGINT[], $11::TIMESTAMPTZ[])
     AS u (tenant_id, id, currency, type, source_type, source_id, payment_id, amount, fee, net, created_at)
+WHERE NOT EXISTS (SELECT 1 FROM ledger_closings AS c
+                  WHERE c.tenant_id = u.tenant_id AND c.closed_before > coalesce(u.created_at, now()))
 ON CONFLICT (tenant_id, source_id, source_type, type) DO NOTHING
 RETURNING id, created_at`
+
+// closedSQL counts the transactions of a call that would be booked in a
+// closed period (see ledger_closings): the header insert's guard skips them.
+// Its parameters are those of the header insert, which it runs beside.
+const closedSQL = `SELECT count(*) FROM unnest($1::UUID[], $11::TIMESTAMPTZ[]) AS u (tenant_id, created_at)
+JOIN ledger_closings AS c ON c.tenant_id = u.tenant_id AND c.closed_before > coalesce(u.created_at, now())`
+
+// closedAloneSQL is closedSQL as a statement of its own.
+const closedAloneSQL = `SELECT count(*) FROM unnest($1::UUID[], $2::TIMESTAMPTZ[]) AS u (tenant_id, created_at)
+JOIN ledger_closings AS c ON c.tenant_id = u.tenant_id AND c.closed_before > coalesce(u.created_at, now())`
+
+// closedError reports postings refused because their booking time lies in
+// a closed period. A database transaction older than the closing delay
+// causes it (see CloseOptions.Delay): a bug or a misconfiguration, never a
+// client's mistake.
+func closedError(n int64) error {
+	return errcode.Internal(fmt.Errorf("post ledger transactions: %w: %d would be booked before the book's closing", ErrClosed, n))
+}
 
 // headerArgs are the eleven array parameters of insertTransactionsSQL.
 func headerArgs(txs []Transaction) []any {
@@ -276,15 +335,23 @@ func insertTransactions(ctx context.Context, tx pgx.Tx, txs []Transaction) (map[
 	return inserted, nil
 }
 
-const insertEntriesSQL = `INSERT INTO ledger_entries (tenant_id, transaction_id, account, currency, amount, created_at)
-SELECT u.tenant_id, u.transaction_id, u.account, u.currency, u.amount, u.created_at
-FROM unnest($1::UUID[], $2::UUID[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], $6::TIMESTAMPTZ[])
-    AS u (tenant_id, transaction_id, account, currency, amount, created_at)`
+const insertEntriesSQL = `WITH e AS (
+  INSERT INTO ledger_entries (tenant_id, transaction_id, account, currency, amount, created_at)
+  SELECT u.tenant_id, u.transaction_id, u.account, u.currency, u.amount, u.created_at
+  FROM unnest($1::UUID[], $2::UUID[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], $6::TIMESTAMPTZ[])
+      AS u (tenant_id, transaction_id, account, currency, amount, created_at)
+  RETURNING tenant_id, currency, account, amount
+)
+INSERT INTO ledger_balance_slots (tenant_id, currency, account, slot, amount, entries)
+SELECT tenant_id, currency, account, $7::INT, sum(amount)::BIGINT, count(*)
+FROM e GROUP BY tenant_id, currency, account
+ORDER BY tenant_id, currency, account
+` + slotConflictSQL
 
 // insertEntries writes the legs of txs, stamped with their transaction's
 // creation time.
 func insertEntries(ctx context.Context, tx pgx.Tx, txs []Transaction, createdAt map[uuid.UUID]time.Time) error {
-	if _, err := tx.Exec(ctx, insertEntriesSQL, entryArgs(txs, createdAt)...); err != nil {
+	if _, err := tx.Exec(ctx, insertEntriesSQL, append(entryArgs(txs, createdAt), randomSlot())...); err != nil {
 		return fmt.Errorf("insert ledger entries: %w", err)
 	}
 	return nil
@@ -357,12 +424,49 @@ type Balance struct {
 }
 
 // Balances returns the tenant's balance in every currency in which it has
-// ledger entries, sorted by currency. A tenant without entries has none.
+// ledger entries, sorted by currency. A tenant without entries has none. It
+// reads the running totals that every posting statement updates in the same
+// transaction (split over BalanceSlots slots), so it reflects exactly the
+// committed postings, and its cost does not depend on the history's size.
 func Balances(ctx context.Context, q Querier, tenantID uuid.UUID) ([]Balance, error) {
 	const sql = `SELECT currency, sum(CASE WHEN account = $2 THEN amount ELSE 0 END)::BIGINT
-FROM ledger_entries WHERE tenant_id = $1
+FROM ledger_balance_slots WHERE tenant_id = $1
 GROUP BY currency ORDER BY currency`
-	rows, err := q.Query(ctx, sql, tenantID, string(AccountMerchantBalance))
+	return queryBalances(ctx, q, sql, tenantID, string(AccountMerchantBalance))
+}
+
+// BalancesAt returns the tenant's balances as they were at instant at: the
+// sum of the entries booked at or before it (a posting is booked at its
+// database transaction's start). It reads the latest checkpoint at or
+// before the instant and the entries after it, so its cost is bounded by the
+// checkpoint spacing, not by the history's size; for an instant after the
+// latest checkpoint (the last minute or so), by the entries since that
+// checkpoint. An answer for an instant younger than the closing delay can
+// still change while postings that started before it commit.
+func BalancesAt(ctx context.Context, q Querier, tenantID uuid.UUID, at time.Time) ([]Balance, error) {
+	return queryBalances(ctx, q, balanceAtSQL, tenantID, string(AccountMerchantBalance), at)
+}
+
+// balanceAtSQL adds the tail of entries after the latest checkpoint at or
+// before $3 to that checkpoint's totals. Every account is read so
+// that a currency whose merchant leg happens to be absent still answers 0.
+const balanceAtSQL = `WITH c AS (
+    SELECT max(as_of) AS as_of FROM ledger_checkpoints WHERE tenant_id = $1 AND as_of <= $3
+), parts AS (
+    SELECT k.currency, k.account, k.amount_total AS amount
+    FROM ledger_checkpoints AS k, c
+    WHERE k.tenant_id = $1 AND k.as_of = c.as_of
+    UNION ALL
+    SELECT e.currency, e.account, e.amount FROM ledger_entries AS e
+    WHERE e.tenant_id = $1
+      AND e.created_at >= coalesce((SELECT as_of FROM c), '0001-01-01 00:00:00+00'::TIMESTAMPTZ)
+      AND e.created_at <= $3
+)
+SELECT currency, sum(CASE WHEN account = $2 THEN amount ELSE 0 END)::BIGINT
+FROM parts GROUP BY currency ORDER BY currency`
+
+func queryBalances(ctx context.Context, q Querier, sql string, args ...any) ([]Balance, error) {
+	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query balances: %w", err)
 	}

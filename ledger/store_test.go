@@ -642,3 +642,17 @@ func TestPostBatchUsesOneStatementPerTable(t *testing.T) {
 	}
 	assertZeroSums(t, pool, tenant, "usd")
 }
+
+// mustCheckpoint checkpoints the tenant's book up to before, all of it.
+func mustCheckpoint(tb testing.TB, pool *pgxpool.Pool, tenantID uuid.UUID, before time.Time, every int) {
+	tb.Helper()
+	for {
+		n, err := CheckpointTenant(context.Background(), pool, tenantID, before, every)
+		if err != nil {
+			tb.Fatalf("CheckpointTenant: %v", err)
+		}
+		if n == 0 {
+			return
+		}
+	}
+}

@@ -30,5 +30,12 @@ SELECT tenant_id, tx_id, 'usd', 'charge', 'payment', id, 2000, 88, 1912, at FROM
 INSERT INTO ledger_entries (tenant_id, transaction_id, account, currency, amount, created_at)
 SELECT tenant_id, tx_id, e.account, 'usd', e.amount, at
 FROM seed, (VALUES ('processor_clearing', -2000), ('merchant_balance', 1912), ('processor_fees', 88)) AS e (account, amount);
+-- The running totals that postings keep (ledger_balance_slots).
+INSERT INTO ledger_balance_slots (tenant_id, currency, account, slot, amount, entries)
+SELECT tenant_id, 'usd', e.account, 0, count(*) * e.amount, count(*)
+FROM seed, (VALUES ('processor_clearing', -2000), ('merchant_balance', 1912), ('processor_fees', 88)) AS e (account, amount)
+GROUP BY tenant_id, e.account, e.amount
+ON CONFLICT (tenant_id, currency, account, slot) DO UPDATE
+    SET amount = ledger_balance_slots.amount + excluded.amount, entries = ledger_balance_slots.entries + excluded.entries;
 COMMIT;
 VACUUM ANALYZE;

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/payments-api/payments/idempotency"
+	"github.com/payments-api/payments/ledger"
 	"github.com/payments-api/payments/payments"
 	"github.com/payments-api/payments/sharding"
 	"github.com/payments-api/payments/tracing"
@@ -51,6 +52,12 @@ type config struct {
 	BatchLanes int
 	Webhooks   webhookConfig
 	Stripe     stripeConfig
+	// LedgerCloseInterval is how often the worker checkpoints (and seals)
+	// the ledger.
+	LedgerCloseInterval time.Duration
+	// LedgerClose configures the ledger closer; SealPeriod 0 turns the
+	// sealer off.
+	LedgerClose ledger.CloseOptions
 }
 
 // webhookConfig configures the webhook worker.
@@ -192,6 +199,9 @@ func loadConfig(getenv func(string) string, needAdmin bool) (config, error) {
 	if c.BatchLanes, err = intFrom(e, "PAYMENTS_BATCH_LANES", payments.BatchLanesDefault, 1, 64); err != nil {
 		return c, err
 	}
+	if c.LedgerCloseInterval, c.LedgerClose, err = loadLedgerConfig(e, c.Batch); err != nil {
+		return c, err
+	}
 	if c.PprofAddr = e.or("PAYMENTS_PPROF_ADDR", ""); c.PprofAddr != "" {
 		host, _, err := net.SplitHostPort(c.PprofAddr)
 		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
@@ -322,3 +332,36 @@ func redact(s string) string { return userinfo.ReplaceAllString(s, "://***@") }
 func redactErr(err error) string { return redact(err.Error()) }
 
 func osEnv() func(string) string { return os.Getenv }
+
+// loadLedgerConfig reads the ledger closer's settings. The closing delay
+// must outlast any posting's transaction, which the batcher bounds.
+func loadLedgerConfig(e env, b txn.BatchOptions) (time.Duration, ledger.CloseOptions, error) {
+	var o ledger.CloseOptions
+	secs, err := intFrom(e, "PAYMENTS_LEDGER_CLOSE_INTERVAL_SECONDS", 10, 1, 3600)
+	if err != nil {
+		return 0, o, err
+	}
+	interval := time.Duration(secs) * time.Second
+	if secs, err = intFrom(e, "PAYMENTS_LEDGER_CLOSE_DELAY_SECONDS", int(ledger.CloseDelayDefault/time.Second), 1, 3600); err != nil {
+		return 0, o, err
+	}
+	o.Delay = time.Duration(secs) * time.Second
+	batchTimeout := b.Timeout
+	if batchTimeout == 0 {
+		batchTimeout = txn.BatchTimeoutDefault
+	}
+	if o.Delay <= 2*batchTimeout {
+		return 0, o, fmt.Errorf("PAYMENTS_LEDGER_CLOSE_DELAY_SECONDS (%s) must exceed twice the batch timeout (%s): a posting's transaction must end before its instant is closed", o.Delay, batchTimeout)
+	}
+	if o.CheckpointEntries, err = intFrom(e, "PAYMENTS_LEDGER_CHECKPOINT_ENTRIES", ledger.CheckpointEntriesDefault, 10, 100_000); err != nil {
+		return 0, o, err
+	}
+	if secs, err = intFrom(e, "PAYMENTS_LEDGER_SEAL_PERIOD_SECONDS", int(ledger.SealPeriodDefault/time.Second), 0, 86400); err != nil {
+		return 0, o, err
+	}
+	if secs != 0 && (secs < 60 || 86400%secs != 0) {
+		return 0, o, fmt.Errorf("PAYMENTS_LEDGER_SEAL_PERIOD_SECONDS=%d: want 0 (no seals) or a divisor of a day of at least 60, such as 3600", secs)
+	}
+	o.SealPeriod = time.Duration(secs) * time.Second
+	return interval, o, nil
+}

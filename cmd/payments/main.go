@@ -9,6 +9,7 @@
 //	payments openapi [--version 3.1|3.0]
 //	payments reconcile --tenant TENANT --since DATE [--repair]
 //	payments keys rotate [--batch N]
+//	payments ledger verify [--tenant TENANT] | payments ledger close
 //
 // Configuration comes from the environment; see the README's table.
 package main
@@ -64,6 +65,8 @@ commands:
   openapi [--version 3.1|3.0]             print the OpenAPI document
   reconcile --tenant T --since DATE       compare a tenant's payments and refunds with its processor ([--repair] [--limit N])
   keys rotate [--batch N]                 seal every stored secret again under the current PAYMENTS_ENCRYPTION_KEYS key
+  ledger verify [--tenant T]              audit the ledger: balances, checkpoints, seals; exits non-zero naming each difference
+  ledger close                            checkpoint and seal all history older than the closing delay (backfill)
 `
 
 // httpDeadlineMargin is what the HTTP connection deadlines add to the
@@ -110,6 +113,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return reconcileCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "keys":
 		return keysCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "ledger":
+		return ledgerCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "openapi":
 		return openapi(args[1:], stdout)
 	case "help", "-h", "--help":

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/payments-api/payments/idempotency"
+	"github.com/payments-api/payments/ledger"
 	"github.com/payments-api/payments/payments"
 	"github.com/payments-api/payments/readcache"
 	"github.com/payments-api/payments/sharding"
@@ -18,17 +19,18 @@ const PurgeInterval = 10 * time.Minute
 
 // runWorkers starts the background work of serve and worker: the
 // reconciler, the purge of idempotency keys older than their retention, the
-// read cache's repair and the webhook worker. They stop when ctx ends; Wait
+// read cache's repair and fence, the ledger's closer and the webhook worker. They stop when ctx ends; Wait
 // on the result.
 func runWorkers(ctx context.Context, c config, m *sharding.Map, pays *payments.Service, cache *readcache.Cache, hooks *webhooks.Worker, log *slog.Logger) *sync.WaitGroup {
 	var wg sync.WaitGroup
-	wg.Add(5)
-	go func() { defer wg.Done(); hooks.Run(ctx) }()
-	go func() { defer wg.Done(); cache.RunFence(ctx) }()
-	go func() { defer wg.Done(); pays.RunReconciler(ctx, c.ReconcileInterval, c.ReconcileAge) }()
-	go func() { defer wg.Done(); cache.RunRepair(ctx) }()
-	go func() {
-		defer wg.Done()
+	// wg.Go counts each goroutine itself: a new one cannot be forgotten
+	// in a total.
+	wg.Go(func() { runLedgerCloser(ctx, c, m, log) })
+	wg.Go(func() { hooks.Run(ctx) })
+	wg.Go(func() { cache.RunFence(ctx) })
+	wg.Go(func() { pays.RunReconciler(ctx, c.ReconcileInterval, c.ReconcileAge) })
+	wg.Go(func() { cache.RunRepair(ctx) })
+	wg.Go(func() {
 		t := time.NewTicker(PurgeInterval)
 		defer t.Stop()
 		for {
@@ -54,6 +56,31 @@ func runWorkers(ctx context.Context, c config, m *sharding.Map, pays *payments.S
 				}
 			}
 		}
-	}()
+	})
 	return &wg
+}
+
+// runLedgerCloser checkpoints every shard's ledger, and seals it when
+// sealing is on, every LedgerCloseInterval until ctx ends. A pass that
+// reaches its read bounds leaves the rest to the next one, so a backfill of
+// old history proceeds a slice per pass.
+func runLedgerCloser(ctx context.Context, c config, m *sharding.Map, log *slog.Logger) {
+	t := time.NewTicker(c.LedgerCloseInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, s := range m.All() {
+			r, err := ledger.Close(ctx, s.Pool, c.LedgerClose)
+			if err != nil && ctx.Err() == nil {
+				log.Warn("close ledger", "shard", s.Name, "error", err.Error())
+			}
+			if r.Checkpoints > 0 || r.Seals > 0 {
+				log.Debug("closed ledger", "shard", s.Name, "tenants", r.Tenants, "checkpoints", r.Checkpoints, "seals", r.Seals)
+			}
+		}
+	}
 }
