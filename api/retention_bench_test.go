@@ -104,7 +104,7 @@ func runPurgeBench(b *testing.B, purge bool) {
 	h := newHarness(b, harnessOptions{WebhookAllowPrivate: true})
 	ten := h.createTenant("Busy", map[string]any{"rate_limit_per_second": 1_000_000, "rate_limit_burst": 1_000_000})
 	tenant, _ := ids.Parse(ids.PrefixTenant, ten.ID)
-	ep := h.do("POST", "/v1/webhook_endpoints", ten.Secret, map[string]any{"url": "http://127.0.0.1:9/hooks", "enabled_events": []string{"payment.refunded"}})
+	ep := h.do("POST", "/v1/webhook_endpoints", ten.Secret, map[string]any{"url": "http://127.0.0.1:9/hooks", "enabled_events": []string{"webhook_endpoint.disabled"}})
 	if ep.Status != http.StatusCreated {
 		b.Fatalf("endpoint: %d %s", ep.Status, ep.Body)
 	}

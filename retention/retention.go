@@ -287,11 +287,12 @@ func (p *Purger) deliveries() (string, batchFunc) {
 			st.Deliveries = tag.RowsAffected()
 			return nil
 		})
-		if err == nil {
-			p.purged.WithLabelValues(sh.Name, "webhook_attempts").Add(float64(st.Attempts))
-			p.purged.WithLabelValues(sh.Name, "webhook_deliveries").Add(float64(st.Deliveries))
+		if err != nil {
+			return Stats{}, err // rolled back
 		}
-		return st, err
+		p.purged.WithLabelValues(sh.Name, "webhook_attempts").Add(float64(st.Attempts))
+		p.purged.WithLabelValues(sh.Name, "webhook_deliveries").Add(float64(st.Deliveries))
+		return st, nil
 	}
 }
 
@@ -313,9 +314,10 @@ func (p *Purger) events() (string, batchFunc) {
 			st.Events = tag.RowsAffected()
 			return nil
 		})
-		if err == nil {
-			p.purged.WithLabelValues(sh.Name, "events").Add(float64(st.Events))
+		if err != nil {
+			return Stats{}, err
 		}
-		return st, err
+		p.purged.WithLabelValues(sh.Name, "events").Add(float64(st.Events))
+		return st, nil
 	}
 }
