@@ -50,32 +50,81 @@ func NewResolver(store *Store, platform processor.Processor, newStripe NewStripe
 // Platform returns the platform's processor.
 func (r *Resolver) Platform() processor.Processor { return r.platform }
 
-// Resolve implements processor.Resolver.
+// CodeAccountMissing answers an operation on a payment made on the
+// tenant's own Stripe account after that account was removed: only that
+// account holds the charge.
+const CodeAccountMissing = processor.CodeAccountMissing
+
+// Resolve implements processor.Resolver: the processor of the tenant's new
+// payments.
 func (r *Resolver) Resolve(ctx context.Context, tenant string) (processor.Processor, error) {
+	p, _, err := r.ForAccount(ctx, tenant, "")
+	return p, err
+}
+
+// ForAccount implements processor.AccountResolver. Account "" resolves the
+// tenant's current account (its own when it has one); AccountPlatform the
+// platform's processor, whatever the tenant has now; AccountTenant the
+// tenant's own account, with its current key (a rotated key of the same
+// Stripe account reaches the same charges). Errors: resource_missing
+// (tenant), processor_account_missing (409) when the tenant's own account
+// was removed, parameter_invalid for an unknown account.
+func (r *Resolver) ForAccount(ctx context.Context, tenant, account string) (processor.Processor, string, error) {
+	switch account {
+	case processor.AccountPlatform:
+		return r.platform, processor.AccountPlatform, nil
+	case "", processor.AccountTenant:
+	default:
+		return nil, "", errcode.Invalid(errcode.CodeParameterInvalid, "account", "unknown processor account %q", account)
+	}
 	if r.store == nil {
-		return r.platform, nil
+		if account == processor.AccountTenant {
+			return nil, "", accountMissing()
+		}
+		return r.platform, processor.AccountPlatform, nil
 	}
 	id, ok := ids.Parse(ids.PrefixTenant, tenant)
 	if !ok {
-		return nil, errcode.NotFound("tenant", tenant)
+		return nil, "", errcode.NotFound("tenant", tenant)
 	}
+	p, own, err := r.own(ctx, id)
+	switch {
+	case err != nil:
+		return nil, "", err
+	case own:
+		return p, processor.AccountTenant, nil
+	case account == processor.AccountTenant:
+		return nil, "", accountMissing()
+	default:
+		return r.platform, processor.AccountPlatform, nil
+	}
+}
+
+func accountMissing() error {
+	return errcode.New(errcode.KindConflict, CodeAccountMissing,
+		"the payment was made on the tenant's own Stripe account, which is no longer configured; set it again to operate on the payment")
+}
+
+// own returns the adapter of the tenant's own account, and false when it
+// has none.
+func (r *Resolver) own(ctx context.Context, id uuid.UUID) (processor.Processor, bool, error) {
 	acct, own, err := r.store.Stripe(ctx, id)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if !own {
 		r.drop(id)
-		return r.platform, nil
+		return nil, false, nil
 	}
 	sum := sha256.Sum256([]byte(acct.SecretKey))
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if a, ok := r.adapters[id]; ok && a.key == sum {
-		return a.proc, nil
+		return a.proc, true, nil
 	}
 	p, err := r.newStripe(acct.SecretKey)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if old, ok := r.adapters[id]; ok {
 		closeProc(old.proc)
@@ -87,7 +136,7 @@ func (r *Resolver) Resolve(ctx context.Context, tenant string) (processor.Proces
 		}
 	}
 	r.adapters[id] = tenantAdapter{key: sum, proc: p}
-	return p, nil
+	return p, true, nil
 }
 
 // drop forgets a tenant's adapter after its account was removed.

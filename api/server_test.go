@@ -155,7 +155,7 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 		platform, sandboxRoutes = o.Stripe, nil
 	}
 	resolver := accounts.NewResolver(h.accounts, platform, o.NewTenantStripe)
-	h.payments = payments.NewService(payments.Options{Router: router, Resolver: resolver.Resolve, Cache: h.cache, Logger: log})
+	h.payments = payments.NewService(payments.Options{Router: router, Accounts: resolver.ForAccount, Cache: h.cache, Logger: log})
 	srv := api.New(api.Config{
 		Tenancy: svc, RateLimiter: tenancy.NewRateLimiter(rdb, prefix, reg, log), Router: router, Redis: rdb,
 		Payments: h.payments, Sandbox: sandboxRoutes, StripeWebhookSecrets: o.StripeWebhookSecrets, StripeAccounts: h.accounts,

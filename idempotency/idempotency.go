@@ -74,7 +74,27 @@ type Request struct {
 	Lease time.Duration
 
 	render  Renderer
+	sealer  Sealer
 	claimed bool
+}
+
+// Sealer seals stored answers at rest; *secretbox.Box implements it.
+type Sealer interface {
+	Seal(plaintext, additionalData []byte) ([]byte, error)
+	Open(sealed, additionalData []byte) ([]byte, error)
+}
+
+// SealAnswer makes Complete store the answer sealed with s, and Claim open
+// it for a replay: for answers that show a secret (a webhook endpoint's
+// signing secret at creation and rotation), which must not lie in the
+// clear in idempotency_keys while the secret itself is sealed. Call it
+// before Claim.
+func (r *Request) SealAnswer(s Sealer) { r.sealer = s }
+
+// answerData binds a sealed answer to its tenant and key, so a sealed body
+// copied to another record does not open.
+func (r *Request) answerData() []byte {
+	return []byte("idempotency_keys/response_body/" + r.TenantID.String() + "/" + r.Key)
 }
 
 type ctxKey struct{}
@@ -205,9 +225,10 @@ func (r *Request) Claim(ctx context.Context, tx pgx.Tx) (*uuid.UUID, error) {
 	var resource *uuid.UUID
 	var respStatus *int
 	var respBody []byte
-	err = tx.QueryRow(ctx, `SELECT fingerprint, status, locked_until, resource_id, response_status, response_body
+	var sealed bool
+	err = tx.QueryRow(ctx, `SELECT fingerprint, status, locked_until, resource_id, response_status, response_body, response_sealed
 		FROM idempotency_keys WHERE tenant_id = $1 AND key = $2`,
-		r.TenantID, r.Key).Scan(&fp, &status, &lockedUntil, &resource, &respStatus, &respBody)
+		r.TenantID, r.Key).Scan(&fp, &status, &lockedUntil, &resource, &respStatus, &respBody, &sealed)
 	if err != nil {
 		return nil, fmt.Errorf("read idempotency key: %w", err)
 	}
@@ -215,6 +236,14 @@ func (r *Request) Claim(ctx context.Context, tx pgx.Tx) (*uuid.UUID, error) {
 		return nil, errReused
 	}
 	if status == "completed" && respStatus != nil {
+		if sealed {
+			if r.sealer == nil {
+				return nil, errors.New("idempotency: the stored answer is sealed and this request has no key to open it")
+			}
+			if respBody, err = r.sealer.Open(respBody, r.answerData()); err != nil {
+				return nil, fmt.Errorf("open stored idempotent answer: %w", err)
+			}
+		}
 		return nil, &Replay{Stored: Stored{Status: *respStatus, Body: respBody}}
 	}
 	if status == "completed" || (lockedUntil != nil && now.Before(*lockedUntil)) {
@@ -246,7 +275,13 @@ func (r *Request) Complete(ctx context.Context, tx pgx.Tx, result any, resultErr
 	if err != nil {
 		return fmt.Errorf("render idempotent answer: %w", err)
 	}
-	if _, err := tx.Exec(ctx, completeSQL, r.TenantID, r.Key, status, body, r.now()); err != nil {
+	sealed := r.sealer != nil
+	if sealed {
+		if body, err = r.sealer.Seal(body, r.answerData()); err != nil {
+			return fmt.Errorf("seal idempotent answer: %w", err)
+		}
+	}
+	if _, err := tx.Exec(ctx, completeSQL, r.TenantID, r.Key, status, body, r.now(), sealed); err != nil {
 		return fmt.Errorf("complete idempotency key: %w", err)
 	}
 	return nil
@@ -340,7 +375,8 @@ const completeManySQL = `UPDATE idempotency_keys AS k SET status = 'completed', 
 FROM unnest($1::UUID[], $2::TEXT[], $3::INT[], $4::BYTEA[], $5::TIMESTAMPTZ[]) AS u (tenant_id, key, status, body, at)
 WHERE k.tenant_id = u.tenant_id AND k.key = u.key`
 
-const completeSQL = `UPDATE idempotency_keys SET status = 'completed', locked_until = NULL, response_status = $3, response_body = $4, completed_at = $5
+const completeSQL = `UPDATE idempotency_keys SET status = 'completed', locked_until = NULL, response_status = $3, response_body = $4, completed_at = $5,
+		response_sealed = $6
 		WHERE tenant_id = $1 AND key = $2`
 
 // Release ends the lease early when a request stops without an answer to

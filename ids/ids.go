@@ -8,6 +8,7 @@ package ids
 import (
 	"encoding/base32"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -62,4 +63,19 @@ func Parse(prefix, s string) (uuid.UUID, bool) {
 		return uuid.UUID{}, false
 	}
 	return id, true
+}
+
+// Before returns the smallest UUIDv7 of the millisecond t: every ID New
+// minted before that millisecond sorts below it, so "id < Before(t)" bounds
+// a scan of time-ordered keys (a retention purge) by time without an index
+// on a timestamp.
+func Before(t time.Time) uuid.UUID {
+	var id uuid.UUID
+	ms := uint64(max(t.UnixMilli(), 0))
+	for i := range 6 {
+		id[i] = byte(ms >> (40 - 8*i))
+	}
+	id[6] = 0x70 // version 7
+	id[8] = 0x80 // RFC 9562 variant
+	return id
 }

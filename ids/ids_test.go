@@ -1,7 +1,11 @@
 package ids
 
 import (
+	"bytes"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
 )
 
 func TestRoundTripAndOrder(t *testing.T) {
@@ -47,4 +51,24 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("accepted non-canonical %q", s)
 		}
 	})
+}
+
+// TestBeforeBoundsIDsByTime: IDs minted before a millisecond sort below
+// Before of it, and IDs minted at or after it sort above.
+func TestBeforeBoundsIDsByTime(t *testing.T) {
+	t.Parallel()
+	earlier := New()
+	time.Sleep(2 * time.Millisecond)
+	bound := Before(time.Now())
+	time.Sleep(2 * time.Millisecond)
+	later := New()
+	if bytes.Compare(earlier[:], bound[:]) >= 0 || bytes.Compare(bound[:], later[:]) >= 0 {
+		t.Fatalf("want %s < %s < %s", earlier, bound, later)
+	}
+	if bound.Version() != 7 || bound.Variant() != uuid.RFC4122 {
+		t.Fatalf("bound %s is not a UUIDv7", bound)
+	}
+	if got := Before(time.UnixMilli(0x0123456789ab)); got.String()[:13] != "01234567-89ab" {
+		t.Fatalf("Before puts the milliseconds in the wrong place: %s", got)
+	}
 }

@@ -119,6 +119,13 @@ type Payment struct {
 	Version             int
 	CreatedAt           time.Time
 	UpdatedAt           time.Time
+
+	// ProcessorAccount is the account the payment was made on
+	// (processor.AccountPlatform or AccountTenant); its capture, cancel,
+	// refunds and lookups go there, whatever the tenant's account is now.
+	// "" for payments recorded before accounts were recorded: they use
+	// the tenant's current account.
+	ProcessorAccount string
 }
 
 // PublicID is the payment's API identifier ("pay_...").

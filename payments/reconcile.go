@@ -121,7 +121,7 @@ func (s *Service) refresh(ctx context.Context, sh *sharding.Shard, k objectKey) 
 	if err != nil || p.ProcessorRef == nil {
 		return err
 	}
-	proc, err := s.processorFor(ctx, p.TenantID)
+	proc, err := s.processorOf(ctx, p)
 	if err != nil {
 		return err
 	}

@@ -135,7 +135,7 @@ func (s *Service) finishRefund(ctx context.Context, sh *sharding.Shard, ref Refu
 		if pay.ProcessorRef == nil {
 			return ref, fmt.Errorf("payment %s has no processor reference", pay.PublicID())
 		}
-		proc, err := s.processorFor(ctx, ref.TenantID)
+		proc, err := s.processorOf(ctx, pay)
 		if err != nil {
 			return ref, err
 		}

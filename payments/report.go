@@ -36,6 +36,9 @@ const (
 	// FieldProcessorObject: the processor does not know the object, or we
 	// never learned its reference (a crash before the answer).
 	FieldProcessorObject = "processor_object"
+	// FieldFee: both say succeeded, and the processor's fee on the
+	// charge differs from the fee we booked.
+	FieldFee = "fee"
 )
 
 // ParseSince reads the start of a report: a date (YYYY-MM-DD, midnight
@@ -70,7 +73,7 @@ type Difference struct {
 	Object       string `json:"object" enum:"payment,refund" doc:"Which kind of object differs."`
 	ID           string `json:"id" doc:"Our ID of the object." example:"pay_06h17frpsdzff29kp8gyg5mc4w"`
 	ProcessorRef string `json:"processor_ref,omitempty" doc:"The processor's ID of the object (a PaymentIntent or refund ID)." example:"pi_3PgafyB7WZ01zgkW0xQm9a1b"`
-	Field        string `json:"field" enum:"status,amount,amount_received,processor_object" doc:"What differs." example:"status"`
+	Field        string `json:"field" enum:"status,amount,amount_received,processor_object,fee" doc:"What differs." example:"status"`
 	Ours         string `json:"ours" doc:"Our value." example:"pending"`
 	Processor    string `json:"processor" doc:"The processor's value; missing when it does not know the object, unknown when we never learned its reference." example:"succeeded"`
 	// Repairable: our state may still move to the processor's (never
@@ -87,10 +90,11 @@ type Report struct {
 	Since     int64  `json:"since" doc:"Objects created at or after this time (Unix seconds) were compared." example:"1793491200"`
 	Payments  int    `json:"payments_compared" doc:"Payments compared."`
 	Refunds   int    `json:"refunds_compared" doc:"Refunds compared."`
-	// Skipped counts objects of another processor than the tenant's
-	// current one (such as sandbox payments before Stripe was configured),
-	// and refunds when the processor cannot retrieve refunds.
-	Skipped     int          `json:"skipped" doc:"Objects not compared: made with another processor than the tenant's current one, or refunds the processor cannot look up."`
+	// Skipped counts objects that cannot be compared: made with another
+	// processor than their account's now (such as sandbox payments before
+	// Stripe was configured), on an account the tenant no longer has, and
+	// refunds when the processor cannot retrieve refunds.
+	Skipped     int          `json:"skipped" doc:"Objects not compared: made with another processor than their account's now, on an account the tenant removed, or refunds the processor cannot look up."`
 	Truncated   bool         `json:"truncated" doc:"Whether more objects matched than the limit allowed; run again with a later since."`
 	Repair      bool         `json:"repair" doc:"Whether repairs were asked for."`
 	Repaired    int          `json:"repaired" doc:"Differences repaired."`
@@ -112,7 +116,7 @@ func (s *Service) ReconciliationReport(ctx context.Context, tenantID uuid.UUID, 
 	if err != nil {
 		return Report{}, err
 	}
-	proc, err := s.processorFor(ctx, tenantID)
+	proc, _, err := s.processorFor(ctx, tenantID)
 	if err != nil {
 		return Report{}, err
 	}
@@ -120,13 +124,44 @@ func (s *Service) ReconciliationReport(ctx context.Context, tenantID uuid.UUID, 
 		Tenant: ids.Format(ids.PrefixTenant, tenantID), Processor: proc.Name(), Since: p.Since.Unix(),
 		Repair: p.Repair, Differences: []Difference{},
 	}
-	if err := s.reportPayments(ctx, sh, proc, tenantID, p, &rep); err != nil {
+	procs := reportProcessors{s: s, byAccount: map[string]processor.Processor{}}
+	if err := s.reportPayments(ctx, sh, &procs, tenantID, p, &rep); err != nil {
 		return rep, err
 	}
-	if err := s.reportRefunds(ctx, sh, proc, tenantID, p, &rep); err != nil {
+	if err := s.reportRefunds(ctx, sh, &procs, tenantID, p, &rep); err != nil {
 		return rep, err
 	}
 	return rep, nil
+}
+
+// reportProcessors resolves, once per account, the processor that holds
+// each payment of a report: the account the payment was made on.
+type reportProcessors struct {
+	s         *Service
+	byAccount map[string]processor.Processor
+}
+
+// of answers the processor of pay's account, or nil when pay was made with
+// another processor than that account's (such as sandbox payments made
+// before Stripe was configured) or on an account the tenant no longer has:
+// then it cannot be compared.
+func (r *reportProcessors) of(ctx context.Context, pay Payment) (processor.Processor, error) {
+	proc, ok := r.byAccount[pay.ProcessorAccount]
+	if !ok {
+		var err error
+		proc, err = r.s.processorOf(ctx, pay)
+		if errcode.Is(err, processor.CodeAccountMissing) {
+			proc, err = nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		r.byAccount[pay.ProcessorAccount] = proc
+	}
+	if proc == nil || proc.Name() != pay.Processor {
+		return nil, nil
+	}
+	return proc, nil
 }
 
 // add records a difference, within ReportDifferencesMax.
@@ -151,7 +186,7 @@ func askErr(err error) error {
 	return err
 }
 
-func (s *Service) reportPayments(ctx context.Context, sh *sharding.Shard, proc processor.Processor, tenantID uuid.UUID, p ReportParams, rep *Report) error {
+func (s *Service) reportPayments(ctx context.Context, sh *sharding.Shard, procs *reportProcessors, tenantID uuid.UUID, p ReportParams, rep *Report) error {
 	rows, err := sh.Pool.Query(ctx, `SELECT `+paymentColumns+` FROM payments WHERE tenant_id = $1 AND created_at >= $2 ORDER BY created_at, id LIMIT $3`,
 		tenantID, p.Since, p.Limit+1)
 	if err != nil {
@@ -174,7 +209,11 @@ func (s *Service) reportPayments(ctx context.Context, sh *sharding.Shard, proc p
 		pays, rep.Truncated = pays[:p.Limit], true
 	}
 	for _, pay := range pays {
-		if pay.Processor != proc.Name() {
+		proc, err := procs.of(ctx, pay)
+		if err != nil {
+			return err
+		}
+		if proc == nil {
 			rep.Skipped++
 			continue
 		}
@@ -219,6 +258,13 @@ func (s *Service) comparePayment(ctx context.Context, sh *sharding.Shard, pay Pa
 		rep.add(Difference{Object: "payment", ID: pay.PublicID(), ProcessorRef: ref, Field: FieldAmountReceived,
 			Ours: strconv.FormatInt(pay.AmountCaptured, 10), Processor: strconv.FormatInt(ch.AmountCaptured, 10)})
 	}
+	if theirs == StatusSucceeded && pay.Status == StatusSucceeded && !ch.FeeUnknown && ch.Fee != pay.Fee {
+		// Retrieve reads the fee from the processor's own record (Stripe's
+		// balance transaction); a charge settled in another currency
+		// reports no fee here and is not compared.
+		rep.add(Difference{Object: "payment", ID: pay.PublicID(), ProcessorRef: ref, Field: FieldFee,
+			Ours: strconv.FormatInt(pay.Fee, 10), Processor: strconv.FormatInt(ch.Fee, 10)})
+	}
 	if theirs == pay.Status {
 		return
 	}
@@ -257,7 +303,7 @@ func (s *Service) statusIs(ctx context.Context, sh *sharding.Shard, pay Payment,
 	return err == nil && cur.Status == want
 }
 
-func (s *Service) reportRefunds(ctx context.Context, sh *sharding.Shard, proc processor.Processor, tenantID uuid.UUID, p ReportParams, rep *Report) error {
+func (s *Service) reportRefunds(ctx context.Context, sh *sharding.Shard, procs *reportProcessors, tenantID uuid.UUID, p ReportParams, rep *Report) error {
 	rows, err := sh.Pool.Query(ctx, `SELECT `+refundColumns+` FROM refunds WHERE tenant_id = $1 AND created_at >= $2 ORDER BY created_at, id LIMIT $3`,
 		tenantID, p.Since, p.Limit+1)
 	if err != nil {
@@ -279,7 +325,6 @@ func (s *Service) reportRefunds(ctx context.Context, sh *sharding.Shard, proc pr
 	if len(refs) > p.Limit {
 		refs, rep.Truncated = refs[:p.Limit], true
 	}
-	rr, canAsk := proc.(processor.RefundRetriever)
 	for _, r := range refs {
 		if r.ProcessorRef == nil {
 			if r.Status == RefundPending {
@@ -295,6 +340,15 @@ func (s *Service) reportRefunds(ctx context.Context, sh *sharding.Shard, proc pr
 			}
 			continue
 		}
+		pay, err := getPayment(ctx, sh.Pool, r.TenantID, r.PaymentID)
+		if err != nil {
+			return fmt.Errorf("payment of refund %s: %w", r.PublicID(), err)
+		}
+		proc, err := procs.of(ctx, pay)
+		if err != nil {
+			return err
+		}
+		rr, canAsk := proc.(processor.RefundRetriever)
 		if !canAsk {
 			rep.Skipped++
 			continue

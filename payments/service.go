@@ -2,9 +2,11 @@ package payments
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -88,7 +90,11 @@ type Options struct {
 	// Processor serves every tenant unless Resolver is set.
 	Processor processor.Processor
 	// Resolver, when set, picks each tenant's processor.
-	Resolver         processor.Resolver
+	Resolver processor.Resolver
+	// Accounts, when set, picks each tenant's processor by account and
+	// replaces Resolver: new payments record the account that served them,
+	// and their later calls go to that account.
+	Accounts         processor.AccountResolver
 	Cache            Cache
 	Now              func() time.Time
 	Logger           *slog.Logger
@@ -107,7 +113,7 @@ type Options struct {
 // Service implements the payment and refund use cases.
 type Service struct {
 	router  *sharding.Router
-	procs   processor.Resolver
+	procs   processor.AccountResolver
 	cache   Cache
 	now     func() time.Time
 	log     *slog.Logger
@@ -127,10 +133,18 @@ func NewService(o Options) *Service {
 	if o.ProcessorTimeout <= 0 {
 		o.ProcessorTimeout = ProcessorTimeoutDefault
 	}
-	procs := o.Resolver
+	procs := o.Accounts
 	if procs == nil {
-		p := o.Processor
-		procs = func(context.Context, string) (processor.Processor, error) { return p, nil }
+		resolve := o.Resolver
+		if resolve == nil {
+			p := o.Processor
+			resolve = func(context.Context, string) (processor.Processor, error) { return p, nil }
+		}
+		// One processor per tenant: no account to record.
+		procs = func(ctx context.Context, tenant, _ string) (processor.Processor, string, error) {
+			p, err := resolve(ctx, tenant)
+			return p, "", err
+		}
 	}
 	return &Service{router: o.Router, procs: procs, cache: o.Cache, now: o.Now, log: o.Logger, timeout: o.ProcessorTimeout,
 		batch: batchers{opts: o.Batch, lanes: o.BatchLanes}, tracer: o.Tracer}
@@ -144,13 +158,24 @@ const DetachedSlack = 10 * time.Second
 // call and the recording of the outcome. Idempotency leases must exceed it.
 func (s *Service) RequestDurationMax() time.Duration { return s.timeout + DetachedSlack }
 
-// processorFor returns the tenant's processor.
-func (s *Service) processorFor(ctx context.Context, tenantID uuid.UUID) (processor.Processor, error) {
-	p, err := s.procs(ctx, ids.Format(ids.PrefixTenant, tenantID))
+// processorFor returns the processor of the tenant's new payments and the
+// account it belongs to.
+func (s *Service) processorFor(ctx context.Context, tenantID uuid.UUID) (processor.Processor, string, error) {
+	p, account, err := s.procs(ctx, ids.Format(ids.PrefixTenant, tenantID), "")
 	if err != nil {
-		return nil, fmt.Errorf("processor of tenant: %w", err)
+		return nil, "", fmt.Errorf("processor of tenant: %w", err)
 	}
-	return p, nil
+	return p, account, nil
+}
+
+// processorOf returns the processor of the account that holds the
+// payment's charge.
+func (s *Service) processorOf(ctx context.Context, p Payment) (processor.Processor, error) {
+	proc, _, err := s.procs(ctx, ids.Format(ids.PrefixTenant, p.TenantID), p.ProcessorAccount)
+	if err != nil {
+		return nil, fmt.Errorf("processor of payment %s: %w", p.PublicID(), err)
+	}
+	return proc, nil
 }
 
 // unavailable is the answer when the processor cannot be reached.
@@ -292,7 +317,7 @@ func (s *Service) Create(ctx context.Context, tenantID uuid.UUID, p CreateParams
 	if err != nil {
 		return Payment{}, err
 	}
-	proc, err := s.processorFor(ctx, tenantID)
+	proc, account, err := s.processorFor(ctx, tenantID)
 	if err != nil {
 		return Payment{}, err
 	}
@@ -310,7 +335,7 @@ func (s *Service) Create(ctx context.Context, tenantID uuid.UUID, p CreateParams
 	pay := Payment{
 		ID: ids.New(), TenantID: tenantID, Amount: p.Amount, Currency: p.Currency, Status: StatusPending,
 		CaptureMethod: p.CaptureMethod, PaymentMethod: p.PaymentMethod, Description: p.Description, Customer: p.Customer,
-		Metadata: p.Metadata, Location: loc, Processor: proc.Name(), Operation: OpAuthorize, OperationStartedAt: &now,
+		Metadata: p.Metadata, Location: loc, Processor: proc.Name(), ProcessorAccount: account, Operation: OpAuthorize, OperationStartedAt: &now,
 		Version: 1, CreatedAt: now, UpdatedAt: now,
 	}
 	if pay.Metadata == nil {
@@ -344,6 +369,9 @@ func (s *Service) finishOperation(ctx context.Context, sh *sharding.Shard, pay P
 	var callErr error
 	if pay.Operation != OpNone {
 		ch, callErr = s.call(ctx, proc, pay)
+		if callErr == nil {
+			callErr = s.completeFee(ctx, proc, pay, &ch)
+		}
 		if callErr != nil && errcode.As(callErr) == nil {
 			// Unknown outcome: leave the operation for the reconciler
 			// and let the client's retry resume it.
@@ -400,7 +428,8 @@ func (s *Service) refuseOperation(p *Payment, callErr error, now time.Time) ([]e
 // call makes the processor call of the payment's started operation.
 func (s *Service) call(ctx context.Context, proc processor.Processor, p Payment) (_ processor.Charge, err error) {
 	if proc == nil {
-		if proc, err = s.processorFor(ctx, p.TenantID); err != nil {
+		var err error
+		if proc, err = s.processorOf(ctx, p); err != nil {
 			return processor.Charge{}, err
 		}
 	}
@@ -431,6 +460,63 @@ func (s *Service) call(ctx context.Context, proc processor.Processor, p Payment)
 		return proc.Cancel(ctx, processor.CancelRequest{Ref: ref, PaymentID: p.PublicID(), IdempotencyKey: p.processorKey(OpCancel)})
 	}
 	return processor.Charge{}, fmt.Errorf("payment %s has no operation to call", p.PublicID())
+}
+
+// completeFee fills in the fee of a succeeded charge whose answer lacked
+// it (Charge.FeeUnknown: a Stripe webhook, or an answer without its
+// balance transaction) from the processor's own record of it, so that the
+// ledger books the processor's actual fee and net. It calls proc, or the
+// processor of the payment's account when proc is nil, outside any
+// transaction. Its errors wrap processor.ErrUnavailable: the money moved,
+// so the outcome is left for a retry (the reconciler, the client's retry
+// with the same key, the processor's redelivery), never recorded as a
+// refusal.
+func (s *Service) completeFee(ctx context.Context, proc processor.Processor, pay Payment, ch *processor.Charge) error {
+	if ch.Status != processor.StatusSucceeded || !ch.FeeUnknown {
+		return nil
+	}
+	err := func() error {
+		if proc == nil {
+			var err error
+			if proc, err = s.processorOf(ctx, pay); err != nil {
+				return err
+			}
+		}
+		fr, ok := proc.(processor.FeeRetriever)
+		if !ok {
+			return fmt.Errorf("processor %s answered no fee and cannot retrieve it", proc.Name())
+		}
+		ref := ch.Ref
+		if ref == "" && pay.ProcessorRef != nil {
+			ref = *pay.ProcessorRef
+		}
+		cctx, cancel := context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+		fee, err := fr.RetrieveFee(cctx, ref)
+		if err != nil {
+			return err
+		}
+		if !strings.EqualFold(fee.Currency, pay.Currency) {
+			// Settled in another currency: the ledger books in the
+			// payment's currency, so no fee is booked, as for an
+			// answer whose balance transaction is in another currency.
+			s.log.Warn("processor fee in the settlement currency is not booked", "payment", pay.PublicID(), "fee_currency", fee.Currency)
+			ch.Fee, ch.FeeUnknown = 0, false
+			return nil
+		}
+		if fee.Amount < 0 || fee.Amount > ch.AmountCaptured {
+			return fmt.Errorf("processor reported fee %d on %d", fee.Amount, ch.AmountCaptured)
+		}
+		ch.Fee, ch.FeeUnknown = fee.Amount, false
+		return nil
+	}()
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, processor.ErrUnavailable) {
+		return fmt.Errorf("fee of %s: %w", pay.PublicID(), err)
+	}
+	return fmt.Errorf("fee of %s: %w: %v", pay.PublicID(), processor.ErrUnavailable, err)
 }
 
 // applyCharge moves p to the charge's state through the transition table
@@ -470,6 +556,11 @@ func (s *Service) applyCharge(p *Payment, ch processor.Charge, now time.Time) ([
 		captured := ch.AmountCaptured
 		if captured <= 0 || captured > p.Amount {
 			return nil, nil, fmt.Errorf("processor reported %d captured of %d for %s", captured, p.Amount, p.PublicID())
+		}
+		if ch.FeeUnknown {
+			// Never book a fee the processor did not state: completeFee
+			// runs before the transaction.
+			return nil, nil, fmt.Errorf("processor reported no fee for %s", p.PublicID())
 		}
 		if ch.Fee < 0 || ch.Fee > captured {
 			return nil, nil, fmt.Errorf("processor reported fee %d on %d for %s", ch.Fee, captured, p.PublicID())
@@ -682,6 +773,22 @@ func (s *Service) ApplyUpdate(ctx context.Context, u processor.Update) error {
 	sh, err := s.shard(ctx, tenantID)
 	if err != nil {
 		return err
+	}
+	if u.Charge.Status == processor.StatusSucceeded && u.Charge.FeeUnknown {
+		// The notification settles the payment without its fee: read it
+		// from the processor of the payment's account first, outside the
+		// transaction. A payment that cannot move to succeeded now needs
+		// no fee; the transaction below finds it so again.
+		cur, err := getPayment(ctx, sh.Pool, tenantID, id)
+		if err != nil {
+			return err
+		}
+		refMatches := cur.ProcessorRef != nil && (u.Ref == *cur.ProcessorRef || u.Charge.Ref == *cur.ProcessorRef)
+		if refMatches && cur.Operation == OpNone && CanTransition(cur.Status, StatusSucceeded) {
+			if err := s.completeFee(ctx, nil, cur, &u.Charge); err != nil {
+				return unavailable(&cur, err)
+			}
+		}
 	}
 	var out Payment
 	var changed, deferred bool

@@ -78,12 +78,18 @@ func (c *crashingProcessor) Refund(ctx context.Context, req processor.RefundRequ
 	return r, err
 }
 
-// RetrieveRefund and Ready pass on the optional interfaces of the adapter.
+// RetrieveRefund, Ready and RetrieveFee pass on the optional interfaces of
+// the adapter.
 func (c *crashingProcessor) RetrieveRefund(ctx context.Context, ref string) (processor.Refund, error) {
 	return c.Processor.(processor.RefundRetriever).RetrieveRefund(ctx, ref)
 }
 
 func (c *crashingProcessor) Ready() error { return c.Processor.(processor.Gate).Ready() }
+
+// RetrieveFee passes on the adapter's processor.FeeRetriever.
+func (c *crashingProcessor) RetrieveFee(ctx context.Context, ref string) (processor.Fee, error) {
+	return c.Processor.(processor.FeeRetriever).RetrieveFee(ctx, ref)
+}
 
 // crashDuring runs f in its own goroutine, which the armed processor ends
 // mid-flight, and waits for it.

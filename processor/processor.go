@@ -36,6 +36,10 @@ const (
 	// CodeUnexpectedState means the charge's status forbids the operation,
 	// such as capturing a charge that was canceled (errcode.KindConflict).
 	CodeUnexpectedState = "charge_unexpected_state"
+	// CodeAccountMissing means the payment was made on an account that is
+	// no longer configured (a tenant's own Stripe account, removed since),
+	// the only one that holds its charge (errcode.KindConflict).
+	CodeAccountMissing = "processor_account_missing"
 )
 
 // Failure codes and decline codes of failed charges, as Stripe names them so
@@ -196,6 +200,11 @@ type Charge struct {
 	AmountCaptured int64
 	// Fee is the processor's fee on AmountCaptured, 0 until captured.
 	Fee int64
+	// FeeUnknown is set on a succeeded Charge whose answer did not carry
+	// the fee (a Stripe webhook's PaymentIntent embeds no balance
+	// transaction); Fee is then 0 and must not be booked. The caller asks
+	// a FeeRetriever.
+	FeeUnknown bool
 	// NextAction is set while Status is StatusRequiresAction.
 	NextAction *NextAction
 	// DeclineCode, FailureCode and FailureMessage are set while Status is
@@ -295,9 +304,41 @@ type RefundRetriever interface {
 	RetrieveRefund(ctx context.Context, ref string) (Refund, error)
 }
 
+// Fee is the processor's record of what a captured charge cost: its fee
+// and the net that reaches the merchant's balance, in minor units of
+// Currency (Stripe's balance transaction).
+type Fee struct {
+	Amount   int64
+	Net      int64
+	Currency string
+}
+
+// FeeRetriever is implemented by processors whose answers may lack the fee
+// of a captured charge (Charge.FeeUnknown). RetrieveFee reads the charge's
+// fee from the processor's own record of the money movement. Codes:
+// errcode.CodeResourceMissing; an error wrapping ErrUnavailable when the
+// processor has no record of the fee yet.
+type FeeRetriever interface {
+	RetrieveFee(ctx context.Context, ref string) (Fee, error)
+}
+
 // Resolver picks the processor that serves a tenant: the platform's, or the
 // tenant's own account.
 type Resolver func(ctx context.Context, tenantID string) (Processor, error)
+
+// Accounts a payment is made on: the platform's processor account, or the
+// tenant's own (package accounts).
+const (
+	AccountPlatform = "platform"
+	AccountTenant   = "tenant"
+)
+
+// AccountResolver picks the processor of one of a tenant's accounts:
+// account "" is the account that serves the tenant's new payments now,
+// AccountPlatform or AccountTenant the one a payment was made on, so that
+// its capture, cancel, refunds and lookups reach the account that holds
+// it. It answers the processor and the account it resolved.
+type AccountResolver func(ctx context.Context, tenantID, account string) (Processor, string, error)
 
 // UpdateHandler applies an Update. It must be idempotent: processors deliver
 // at least once, and after a restart an Update may repeat what Retrieve

@@ -51,14 +51,13 @@
 //
 //   - Signing secrets are sealed at rest (AES-256-GCM, bound to the tenant
 //     and the role) when PAYMENTS_ENCRYPTION_KEY is set, and stored in the
-//     clear with a warning at start otherwise. An idempotent creation or
-//     rotation still keeps its answer, which shows the secret, in
-//     idempotency_keys for 24 hours, so that a retry replays it; sealing
-//     stored answers is left for later.
+//     clear with a warning at start otherwise. The stored idempotent
+//     answer of a creation or a rotation, which shows the secret, is
+//     sealed the same way (idempotency.Request.SealAnswer).
 //   - Each outcome is recorded in its own transaction; grouping the
 //     records of a batch into one transaction would raise throughput.
-//   - Deliveries and attempts are kept forever; a retention purge is left
-//     for later.
+//   - Finished deliveries and their attempts are purged after their
+//     retention (PurgeDeliveries, run by package retention).
 //   - Leases compare the clocks of different workers; a worker whose clock
 //     runs ahead takes leases over early. Fencing keeps outcomes correct, at
 //     the price of duplicate sends.

@@ -246,6 +246,7 @@ func (s *Service) CreateEndpoint(ctx context.Context, tenantID uuid.UUID, p Crea
 		Status: StatusEnabled, Secret: NewSecret(), Version: 1, CreatedAt: now, UpdatedAt: now,
 	}
 	idem := idempotency.From(ctx)
+	s.sealer.sealAnswer(idem)
 	err = sh.Tx.Run(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		if idem != nil {
 			if _, err := idem.Claim(ctx, tx); err != nil {
@@ -419,6 +420,7 @@ func (s *Service) DeleteEndpoint(ctx context.Context, tenantID, id uuid.UUID) (E
 // without losing a delivery. Rotating again within that time retires the
 // older previous secret at once. Errors: resource_missing, idempotency codes.
 func (s *Service) RotateSecret(ctx context.Context, tenantID, id uuid.UUID) (Endpoint, error) {
+	s.sealer.sealAnswer(idempotency.From(ctx))
 	return s.change(ctx, tenantID, id, func(ctx context.Context, tx pgx.Tx, e *Endpoint, now time.Time) error {
 		prev, expires := e.Secret, now.Add(PreviousSecretLifetime)
 		e.PreviousSecret, e.PreviousSecretExpiresAt = &prev, &expires

@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/payments-api/payments/idempotency"
 	"github.com/payments-api/payments/secretbox"
 )
 
@@ -31,6 +32,15 @@ func (s sealer) seal(tenantID uuid.UUID, role string, sec Secret) (*string, []by
 		return nil, nil, fmt.Errorf("seal webhook secret: %w", err)
 	}
 	return nil, b, nil
+}
+
+// sealAnswer seals the stored idempotent answer of a request whose answer
+// shows a signing secret, like the secret itself: sealed when a key is
+// configured, in the clear (as the secret is) otherwise.
+func (s sealer) sealAnswer(r *idempotency.Request) {
+	if r != nil && s.box != nil {
+		r.SealAnswer(s.box)
+	}
 }
 
 // errNoKey is returned for a sealed secret when no key is configured.

@@ -15,6 +15,7 @@ import (
 	"github.com/payments-api/payments/idempotency"
 	"github.com/payments-api/payments/ledger"
 	"github.com/payments-api/payments/payments"
+	"github.com/payments-api/payments/retention"
 	"github.com/payments-api/payments/sharding"
 	"github.com/payments-api/payments/tracing"
 	"github.com/payments-api/payments/txn"
@@ -58,6 +59,30 @@ type config struct {
 	// LedgerClose configures the ledger closer; SealPeriod 0 turns the
 	// sealer off.
 	LedgerClose ledger.CloseOptions
+	// Retention is how long events and finished webhook deliveries are
+	// kept (the ledger is kept forever).
+	Retention retentionConfig
+}
+
+// retentionConfig configures the retention purge.
+type retentionConfig struct {
+	Events     time.Duration
+	Deliveries time.Duration
+}
+
+// loadRetentionConfig reads PAYMENTS_EVENT_RETENTION_DAYS and
+// PAYMENTS_WEBHOOK_RETENTION_DAYS.
+func loadRetentionConfig(e env) (retentionConfig, error) {
+	lo, hi := int(retention.RetentionMin/retention.Day), int(retention.RetentionMax/retention.Day)
+	events, err := intFrom(e, "PAYMENTS_EVENT_RETENTION_DAYS", int(retention.EventRetentionDefault/retention.Day), lo, hi)
+	if err != nil {
+		return retentionConfig{}, err
+	}
+	deliveries, err := intFrom(e, "PAYMENTS_WEBHOOK_RETENTION_DAYS", int(retention.DeliveryRetentionDefault/retention.Day), lo, hi)
+	if err != nil {
+		return retentionConfig{}, err
+	}
+	return retentionConfig{Events: time.Duration(events) * retention.Day, Deliveries: time.Duration(deliveries) * retention.Day}, nil
 }
 
 // webhookConfig configures the webhook worker.
@@ -218,6 +243,9 @@ func loadConfig(getenv func(string) string, needAdmin bool) (config, error) {
 		return c, err
 	}
 	if c.Stripe, err = loadStripeConfig(e, c.ProcessorTimeout); err != nil {
+		return c, err
+	}
+	if c.Retention, err = loadRetentionConfig(e); err != nil {
 		return c, err
 	}
 

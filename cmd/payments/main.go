@@ -363,7 +363,7 @@ func openCore(ctx context.Context, c config, reg *prometheus.Registry, log *slog
 	closers = append(closers, k.procs.close)
 	k.sandbox = k.procs.sandbox
 	k.payments = payments.NewService(payments.Options{
-		Router: k.router, Resolver: k.procs.resolver.Resolve, Cache: k.cache, Logger: log, ProcessorTimeout: c.ProcessorTimeout,
+		Router: k.router, Accounts: k.procs.resolver.ForAccount, Cache: k.cache, Logger: log, ProcessorTimeout: c.ProcessorTimeout,
 		Batch: batchOptions(c, reg), BatchLanes: c.BatchLanes, Tracer: tracing.Tracer(tp),
 	})
 	closers = append(closers, k.payments.Close)

@@ -259,7 +259,7 @@ func reconcileCmd(ctx context.Context, args []string, getenv func(string) string
 		return err
 	}
 	defer procs.close()
-	svc = payments.NewService(payments.Options{Router: router, Resolver: procs.resolver.Resolve, Logger: log, ProcessorTimeout: c.ProcessorTimeout})
+	svc = payments.NewService(payments.Options{Router: router, Accounts: procs.resolver.ForAccount, Logger: log, ProcessorTimeout: c.ProcessorTimeout})
 	rep, err := svc.ReconciliationReport(ctx, id, payments.ReportParams{Since: from, Limit: *limit, Repair: *repair})
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"github.com/payments-api/payments/ledger"
 	"github.com/payments-api/payments/payments"
 	"github.com/payments-api/payments/readcache"
+	"github.com/payments-api/payments/retention"
 	"github.com/payments-api/payments/sharding"
 	"github.com/payments-api/payments/webhooks"
 )
@@ -19,8 +20,9 @@ const PurgeInterval = 10 * time.Minute
 
 // runWorkers starts the background work of serve and worker: the
 // reconciler, the purge of idempotency keys older than their retention, the
-// read cache's repair and fence, the ledger's closer and the webhook worker. They stop when ctx ends; Wait
-// on the result.
+// read cache's repair and fence, the ledger's closer, the webhook worker
+// and the retention purge of events and webhook deliveries. They stop when
+// ctx ends; Wait on the result.
 func runWorkers(ctx context.Context, c config, m *sharding.Map, pays *payments.Service, cache *readcache.Cache, hooks *webhooks.Worker, log *slog.Logger) *sync.WaitGroup {
 	var wg sync.WaitGroup
 	// wg.Go counts each goroutine itself: a new one cannot be forgotten
@@ -30,6 +32,14 @@ func runWorkers(ctx context.Context, c config, m *sharding.Map, pays *payments.S
 	wg.Go(func() { cache.RunFence(ctx) })
 	wg.Go(func() { pays.RunReconciler(ctx, c.ReconcileInterval, c.ReconcileAge) })
 	wg.Go(func() { cache.RunRepair(ctx) })
+	// The retention purge of events and finished webhook deliveries; the
+	// configuration was validated by loadConfig.
+	if purger, err := retention.New(retention.Options{Shards: m, EventRetention: c.Retention.Events,
+		DeliveryRetention: c.Retention.Deliveries, Logger: log}); err != nil {
+		log.Error("retention purge not started", "error", err.Error())
+	} else {
+		wg.Go(func() { purger.Run(ctx) })
+	}
 	wg.Go(func() {
 		t := time.NewTicker(PurgeInterval)
 		defer t.Stop()

@@ -45,7 +45,12 @@ func chargeOf(pi *gostripe.PaymentIntent) processor.Charge {
 	case gostripe.PaymentIntentStatusSucceeded:
 		c.Status = processor.StatusSucceeded
 		c.AmountCaptured = pi.AmountReceived
-		if ch := pi.LatestCharge; ch != nil && ch.BalanceTransaction != nil && string(ch.BalanceTransaction.Currency) == string(pi.Currency) {
+		switch ch := pi.LatestCharge; {
+		case ch == nil || ch.BalanceTransaction == nil || ch.BalanceTransaction.Object == "":
+			// Not expanded (a webhook's object names the charge by its
+			// ID only), or not created yet: the caller asks RetrieveFee.
+			c.FeeUnknown = true
+		case string(ch.BalanceTransaction.Currency) == string(pi.Currency):
 			c.Fee = ch.BalanceTransaction.Fee
 		}
 	case gostripe.PaymentIntentStatusCanceled:

@@ -5,6 +5,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
+
+	"github.com/payments-api/payments/processor"
 )
 
 // Outcomes of a Stripe call, the "outcome" label of the call metrics.
@@ -25,10 +27,11 @@ const (
 	OutcomeRejected = "rejected"
 )
 
-// Account labels: the platform's account or a tenant's own.
+// Account labels: the platform's account or a tenant's own, as payments
+// record them (processor.AccountPlatform, processor.AccountTenant).
 const (
-	AccountPlatform = "platform"
-	AccountTenant   = "tenant"
+	AccountPlatform = processor.AccountPlatform
+	AccountTenant   = processor.AccountTenant
 )
 
 // Metrics are the Prometheus metrics of every Adapter of a process. Tenant

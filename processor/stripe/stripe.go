@@ -128,6 +128,7 @@ var (
 	_ processor.Processor       = (*Adapter)(nil)
 	_ processor.Gate            = (*Adapter)(nil)
 	_ processor.RefundRetriever = (*Adapter)(nil)
+	_ processor.FeeRetriever    = (*Adapter)(nil)
 )
 
 // ValidateSecretKey checks the shape of a Stripe secret or restricted key
@@ -195,6 +196,10 @@ func New(o Options) (*Adapter, error) {
 
 // Name returns "stripe".
 func (a *Adapter) Name() string { return Name }
+
+// Account returns the account the adapter calls: AccountPlatform or
+// AccountTenant (Options.Account).
+func (a *Adapter) Account() string { return a.account }
 
 // Ready implements processor.Gate: nil unless the circuit breaker is open,
 // then an *OpenError.
@@ -417,6 +422,39 @@ func (a *Adapter) Retrieve(ctx context.Context, ref string) (processor.Charge, e
 		return processor.Charge{}, err
 	}
 	return chargeOf(pi), nil
+}
+
+// RetrieveFee implements processor.FeeRetriever: it reads the
+// PaymentIntent with its latest charge's balance transaction expanded and
+// answers the transaction's fee and net. A charge without a balance
+// transaction yet (Stripe creates it with the capture) is an error wrapping
+// processor.ErrUnavailable, so the caller tries again later. The amounts
+// are in the balance transaction's currency, the account's settlement
+// currency, which may differ from the charge's.
+func (a *Adapter) RetrieveFee(ctx context.Context, ref string) (processor.Fee, error) {
+	if err := checkRef(ref); err != nil {
+		return processor.Fee{}, err
+	}
+	p := &gostripe.PaymentIntentParams{}
+	p.AddExpand(expandFee)
+	var pi *gostripe.PaymentIntent
+	err := a.do(ctx, "retrieve_fee", func(ctx context.Context) error {
+		p.Context = ctx
+		var err error
+		pi, err = a.intents.Get(ref, p)
+		return err
+	})
+	if err != nil {
+		return processor.Fee{}, err
+	}
+	if pi.LatestCharge == nil || pi.LatestCharge.BalanceTransaction == nil || pi.LatestCharge.BalanceTransaction.Object == "" {
+		return processor.Fee{}, fmt.Errorf("stripe retrieve_fee: %s has no balance transaction yet: %w", ref, processor.ErrUnavailable)
+	}
+	bt := pi.LatestCharge.BalanceTransaction
+	if bt.Fee < 0 || bt.Amount-bt.Fee != bt.Net {
+		return processor.Fee{}, fmt.Errorf("stripe retrieve_fee: balance transaction %s has amount %d, fee %d and net %d, which do not add up", bt.ID, bt.Amount, bt.Fee, bt.Net)
+	}
+	return processor.Fee{Amount: bt.Fee, Net: bt.Net, Currency: string(bt.Currency)}, nil
 }
 
 // RetrieveRefund implements processor.RefundRetriever.

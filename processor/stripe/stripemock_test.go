@@ -60,6 +60,15 @@ func TestEveryCallAgainstStripeMock(t *testing.T) {
 	if _, err := a.RetrieveRefund(ctx, r.Ref); err != nil {
 		t.Fatalf("retrieve refund: %v", err)
 	}
+	// The fee is read from the charge's balance transaction, expanded:
+	// stripe-mock's fixture transaction has amount 100, fee 0, net 100.
+	fee, err := a.RetrieveFee(ctx, pi)
+	if err != nil {
+		t.Fatalf("retrieve fee: %v", err)
+	}
+	if fee.Net != 100 || fee.Amount != 0 || fee.Currency != "usd" {
+		t.Fatalf("fee %+v, want stripe-mock's balance transaction (fee 0, net 100, usd)", fee)
+	}
 
 	// The validation is real: a parameter outside the specification is
 	// refused, so the calls above were checked.

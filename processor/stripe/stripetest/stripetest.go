@@ -101,6 +101,8 @@ type Double struct {
 	writesWithout  int
 	refundStatus   string
 	feeBps, feeFix int64
+	// btPending: succeeded charges have no balance transaction yet.
+	btPending bool
 }
 
 type storedAnswer struct {
@@ -174,6 +176,28 @@ func (d *Double) Script(op string, faults ...Fault) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.faults[op] = append(d.faults[op], faults...)
+}
+
+// SetBalanceTransactionsPending makes succeeded charges answer without a
+// balance transaction (null even when expanded) while pending is true, as
+// a charge whose balance transaction Stripe has not created yet; false
+// gives every charge its balance transaction again.
+func (d *Double) SetBalanceTransactionsPending(pending bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.btPending = pending
+}
+
+// Fee is the fee the double charges on a captured amount: 2.9% rounded,
+// plus 30, at most the amount.
+func (d *Double) Fee(captured int64) int64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.fee(captured)
+}
+
+func (d *Double) fee(amount int64) int64 {
+	return min(amount, (amount*d.feeBps+5000)/10000+d.feeFix)
 }
 
 // SetRefundStatus sets the status of refunds created from now on:
@@ -362,10 +386,7 @@ func (d *Double) approve(pi *intent) {
 
 func (d *Double) captureAmount(pi *intent, amount int64) {
 	pi.status, pi.capturable, pi.received = "succeeded", 0, amount
-	pi.fee = (amount*d.feeBps+5000)/10000 + d.feeFix
-	if pi.fee > amount {
-		pi.fee = amount
-	}
+	pi.fee = d.fee(amount)
 }
 
 func (d *Double) render(pi *intent, expand bool) map[string]any {
@@ -389,7 +410,7 @@ func (d *Double) render(pi *intent, expand bool) map[string]any {
 		out["latest_charge"] = pi.chargeID
 		if expand {
 			var txn any = pi.txnID
-			if pi.status == "succeeded" {
+			if pi.status == "succeeded" && !d.btPending {
 				txn = map[string]any{"id": pi.txnID, "object": "balance_transaction", "amount": pi.received, "currency": pi.currency,
 					"fee": pi.fee, "net": pi.received - pi.fee, "type": "charge"}
 			} else {
