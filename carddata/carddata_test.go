@@ -322,11 +322,11 @@ func TestContainsJSONNumbers(t *testing.T) {
 		{`{"lat":-4242424242424242.5}`, true}, // the integer part is still checked
 		{`{"x":4242424242424242e0}`, true},
 		{`{"x":1.4242424242424242E+3}`, false},
-		{`[0.5,4242424242424242]`, true},             // an integer of 16 digits
-		{`{"n":378282246310005}`, true},              // 15 digits
-		{`{"n":"52.4242424242424242"}`, true},        // inside a string
-		{`{"n":"a\"b", "c":4242424242424242}`, true}, // an escaped quote does not end the string
-		{`{"n":"x\\","c":4242424242424242.5}`, false},
+		{`[0.5,4242424242424242]`, true},                // an integer of 16 digits
+		{`{"n":378282246310005}`, true},                 // 15 digits
+		{`{"n":"52.4242424242424242"}`, true},           // inside a string
+		{`{"n":"a\"b", "c":4242424242424242}`, true},    // an escaped quote does not end the string
+		{`{"n":"x\\\\","c":1.4242424242424242}`, false}, // an escaped backslash ends no string
 		{`{"n":"4242424242424242.5"}`, true},
 	} {
 		if got := carddata.Contains([]byte(tt.body)); got != tt.want {
