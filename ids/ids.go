@@ -23,6 +23,7 @@ const (
 	PrefixDelivery  = "whd_"
 	PrefixBalanceTx = "txn_"
 	PrefixLedgerTx  = "ltx_"
+	PrefixRiskRule  = "rr_"
 )
 
 var encoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)

@@ -42,6 +42,9 @@ const (
 	CodeAmountExceedsCapturable = processor.CodeAmountExceedsCapturable
 	CodeProcessorUnavailable    = "processor_unavailable"
 	CodeOperationInProgress     = "payment_operation_in_progress"
+	// CodeRiskBlocked answers (402) a payment that a location risk rule
+	// with action block matched; the payment is kept as failed.
+	CodeRiskBlocked = "risk_blocked"
 	// CodeUpdateDeferred answers a processor notification that arrived
 	// while an operation on its payment was in flight.
 	CodeUpdateDeferred = "processor_update_deferred"
@@ -61,8 +64,11 @@ type Options struct {
 	// Processor serves every tenant unless Resolver is set.
 	Processor processor.Processor
 	// Resolver, when set, picks each tenant's processor.
-	Resolver         processor.Resolver
-	Cache            Cache
+	Resolver processor.Resolver
+	Cache    Cache
+	// Geo, when set, indexes located payments after they commit and
+	// answers nearby searches.
+	Geo              GeoIndex
 	Now              func() time.Time
 	Logger           *slog.Logger
 	ProcessorTimeout time.Duration
@@ -79,6 +85,7 @@ type Service struct {
 	router  *sharding.Router
 	procs   processor.Resolver
 	cache   Cache
+	geo     GeoIndex
 	now     func() time.Time
 	log     *slog.Logger
 	timeout time.Duration
@@ -101,7 +108,7 @@ func NewService(o Options) *Service {
 		p := o.Processor
 		procs = func(context.Context, string) (processor.Processor, error) { return p, nil }
 	}
-	return &Service{router: o.Router, procs: procs, cache: o.Cache, now: o.Now, log: o.Logger, timeout: o.ProcessorTimeout,
+	return &Service{router: o.Router, procs: procs, cache: o.Cache, geo: o.Geo, now: o.Now, log: o.Logger, timeout: o.ProcessorTimeout,
 		batch: batchers{opts: o.Batch, lanes: o.BatchLanes}}
 }
 
@@ -142,6 +149,15 @@ type CreateParams struct {
 	Customer      *string
 	Metadata      map[string]string
 	Location      *struct{ Lat, Lon float64 }
+	// Risk is what the tenant's location risk rules decided at the edge,
+	// nil when none matched.
+	Risk *RiskVerdict
+}
+
+// RiskVerdict is the decision of a matched location risk rule.
+type RiskVerdict struct {
+	Rule  uuid.UUID
+	Block bool // block: stored failed with risk_blocked; else sent to review
 }
 
 var tokenPattern = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
@@ -230,7 +246,9 @@ func declineError(p Payment) error {
 	}
 	code := CodeCardDeclined
 	kind := errcode.KindPaymentRequired
-	if p.FailureCode != nil && *p.FailureCode != CodeCardDeclined {
+	if p.FailureCode != nil && *p.FailureCode == CodeRiskBlocked {
+		code = CodeRiskBlocked
+	} else if p.FailureCode != nil && *p.FailureCode != CodeCardDeclined {
 		// The processor refused the request itself, such as an unknown
 		// payment method token.
 		code, kind = *p.FailureCode, errcode.KindInvalid
@@ -265,7 +283,8 @@ func (s *Service) Create(ctx context.Context, tenantID uuid.UUID, p CreateParams
 	if err != nil {
 		return Payment{}, err
 	}
-	if g, ok := proc.(processor.Gate); ok {
+	blocked := p.Risk != nil && p.Risk.Block
+	if g, ok := proc.(processor.Gate); ok && !blocked {
 		// An open circuit answers at once: nothing is recorded, no money
 		// moves, and the client retries after Retry-After.
 		if err := g.Ready(); err != nil {
@@ -285,12 +304,27 @@ func (s *Service) Create(ctx context.Context, tenantID uuid.UUID, p CreateParams
 	if pay.Metadata == nil {
 		pay.Metadata = map[string]string{}
 	}
+	if p.Risk != nil {
+		rule := p.Risk.Rule
+		pay.RiskRule = &rule
+		if blocked {
+			code, msg := CodeRiskBlocked, "the payment was blocked by a location risk rule"
+			pay.Status, pay.FailureCode, pay.FailureMessage = StatusFailed, &code, &msg
+			pay.Operation, pay.OperationStartedAt = OpNone, nil
+		}
+	}
 	u := &writeUnit{create: &pay, idem: idem}
 	if err := s.write(ctx, sh, tenantID, u); err != nil {
 		return Payment{}, err
 	}
 	if u.refused != nil {
 		return Payment{}, u.refused
+	}
+	if u.resume == nil && s.geo != nil && loc != nil {
+		s.geo.Add(geo.Entry{TenantID: tenantID, ID: pay.ID, Lat: loc.Lat, Lon: loc.Lon, Created: pay.CreatedAt})
+	}
+	if u.resume == nil && blocked {
+		return pay, declineError(pay)
 	}
 	if u.resume != nil {
 		pay, err = getPayment(ctx, sh.Pool, tenantID, *u.resume)
