@@ -205,17 +205,25 @@ func (ix *Index) run() {
 	}
 }
 
-// addScript adds members to a day's key; on a key without a marker it
+// addScript adds members to a day's key. On a key without a marker it
 // first records the earliest added creation time as the time from which
-// the key is complete (a key made after Redis lost its data holds nothing
-// older). KEYS: the day's key, its marker. ARGV: since (Unix ms), TTL
-// (seconds), then lon, lat, member triples.
+// the key is complete: a key made after Redis lost its data holds nothing
+// older. It also creates the next day's marker, complete from that day's
+// start, while that day has not begun: a tenant with payments every day
+// then has every day complete from its start, whatever the order in which
+// concurrent payments around midnight reach the index.
+// KEYS: the day's key, its marker, the next day's marker. ARGV: since
+// (Unix ms), TTL (seconds), the next day's start (Unix ms, 0: it has
+// begun), its TTL, then lon, lat, member triples.
 var addScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[2]) == 0 then
   redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
 end
+if ARGV[3] ~= '0' then
+  redis.call('SET', KEYS[3], ARGV[3], 'EX', ARGV[4], 'NX')
+end
 local args = {}
-for i = 3, #ARGV do args[#args + 1] = ARGV[i] end
+for i = 5, #ARGV do args[#args + 1] = ARGV[i] end
 redis.call('GEOADD', KEYS[1], unpack(args))
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 return 1
@@ -270,7 +278,12 @@ func (ix *Index) flush(es []Entry) {
 			continue
 		}
 		since := g[0].Created
-		args := []any{0, int64(ttl/time.Second) + 1}
+		next := day.AddDate(0, 0, 1)
+		var nextStart int64
+		if ix.now().Before(next) {
+			nextStart = next.UnixMilli()
+		}
+		args := []any{0, int64(ttl/time.Second) + 1, nextStart, int64(ix.ttlOf(next)/time.Second) + 1}
 		for _, e := range g {
 			if e.Created.Before(since) {
 				since = e.Created
@@ -278,7 +291,7 @@ func (ix *Index) flush(es []Entry) {
 			args = append(args, e.Lon, e.Lat, e.ID.String())
 		}
 		args[0] = since.UnixMilli()
-		addScript.Eval(ctx, pipe, []string{ix.key(k.tenant, day), ix.marker(k.tenant, day)}, args...)
+		addScript.Eval(ctx, pipe, []string{ix.key(k.tenant, day), ix.marker(k.tenant, day), ix.marker(k.tenant, next)}, args...)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		ix.errors.Inc()
