@@ -117,9 +117,10 @@ func (s *Service) Nearby(ctx context.Context, tenantID uuid.UUID, p NearbyParams
 	from, to := *p.CreatedGTE, *p.CreatedLTE
 	days := geo.Days(from, to)
 	count := max(4*p.Limit, 64)
+	forceDB := false // the index could not answer with nearbyCountMax members
 	for {
 		var results []geo.DayResult
-		if s.geo != nil {
+		if s.geo != nil && !forceDB {
 			results, err = s.geo.Search(ctx, tenantID, days, from, p.Lat, p.Lon, p.RadiusM+nearbyMarginM, count)
 			if err != nil {
 				s.log.Warn("nearby search: redis unavailable, reading the database", "error", err.Error())
@@ -130,7 +131,7 @@ func (s *Service) Nearby(ctx context.Context, tenantID uuid.UUID, p NearbyParams
 		// a day whose key answered count members may hold more beyond its
 		// farthest answer.
 		certain := math.Inf(1)
-		var ids []uuid.UUID
+		var hits []geo.Hit
 		var dbDays []time.Time
 		if results == nil {
 			dbDays = days
@@ -140,12 +141,21 @@ func (s *Service) Nearby(ctx context.Context, tenantID uuid.UUID, p NearbyParams
 				dbDays = append(dbDays, r.Day)
 				continue
 			}
-			for _, h := range r.Hits {
-				ids = append(ids, h.ID)
-			}
+			hits = append(hits, r.Hits...)
 			if len(r.Hits) >= count {
 				certain = min(certain, r.Hits[len(r.Hits)-1].DistM-nearbyMarginM)
 			}
+		}
+		// Only the count nearest of all days are read from the database;
+		// the others are farther than all of them.
+		sort.Slice(hits, func(i, j int) bool { return hits[i].DistM < hits[j].DistM })
+		if len(hits) > count {
+			certain = min(certain, hits[count-1].DistM-nearbyMarginM)
+			hits = hits[:count]
+		}
+		ids := make([]uuid.UUID, 0, len(hits))
+		for _, h := range hits {
+			ids = append(ids, h.ID)
 		}
 		found, err := nearbyFromIDs(ctx, sh.Pool, tenantID, ids, p)
 		if err != nil {
@@ -176,6 +186,7 @@ func (s *Service) Nearby(ctx context.Context, tenantID uuid.UUID, p NearbyParams
 		if sure >= p.Limit || math.IsInf(certain, 1) {
 			return out[:min(len(out), p.Limit)], nil
 		}
+		forceDB = count >= nearbyCountMax
 		count = min(count*4, nearbyCountMax)
 	}
 }
