@@ -161,6 +161,11 @@ func TestRiskRulesWithRedisDown(t *testing.T) {
 	if got := counterValue(t, h, "payments_risk_rules_failed_open_total"); got != 3 {
 		t.Errorf("payments_risk_rules_failed_open_total = %v, want 3", got)
 	}
+	// Nearby search answers from the database without Redis.
+	near := h.do("GET", "/v1/payments/nearby?lat=52.52&lon=13.405&radius_m=10", open.Secret, nil)
+	if near.Status != http.StatusOK || len(near.json(t)["data"].([]any)) != 3 {
+		t.Fatalf("nearby without Redis: %d %s", near.Status, near.Body)
+	}
 	m := expectProblem(t, h.pay(closed.Secret, located(52.52, 13.405)), http.StatusPaymentRequired, "risk_blocked")
 	p := h.do("GET", "/v1/payments/"+m["payment"].(string), closed.Secret, nil).json(t)
 	if p["risk"].(map[string]any)["rule"] != ruleClosed {
