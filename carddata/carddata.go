@@ -73,40 +73,48 @@ func Contains(b []byte) bool {
 	n := 0           // digits in the current run
 	sep := false     // one separator has followed the run's last digit
 	wholeOK := false // the run so far is a whole-run match (rule 1)
-	inString, escaped := false, false
+	inString := false
+	escapedAt := -1            // the index of the byte a backslash escapes
 	skipFrom, skipTo := -1, -1 // the fraction and exponent of a JSON number
 	for i := 0; i < len(b); i++ {
 		c := b[i]
-		if i == skipFrom {
-			// The point or exponent ends the integer part's run; the rest
-			// of the number is skipped.
-			if wholeOK {
-				return true
-			}
-			n, sep, wholeOK = 0, false, false
-			i = skipTo - 1
-			continue
-		}
-		if !inString && (c-'0' <= 9 || c == '-') && (i == 0 || !numberByte(b[i-1])) {
-			skipFrom, skipTo = numberToken(b, i)
-		}
-		switch {
-		case escaped:
-			escaped = false
-		case inString && c == '\\':
-			escaped = true
-		case c == '"':
-			inString = !inString
-		}
 		if d := c - '0'; d <= 9 {
-			i := n % PANDigitsMax
-			ring[i], ring[i+PANDigitsMax] = d, d
+			if !inString && (i == 0 || !numberByte(b[i-1])) {
+				skipFrom, skipTo = numberToken(b, i)
+			}
+			j := n % PANDigitsMax
+			ring[j], ring[j+PANDigitsMax] = d, d
 			n++
 			sep = false
 			if n >= RunDigitsMin && windowMatch(&ring, n, &wholeOK) {
 				return true
 			}
 			continue
+		}
+		// Bytes other than digits: the byte-wise string state, the start
+		// of a negative number, and the end of a run.
+		switch {
+		case i == skipFrom:
+			// The point or exponent ends the integer part's run; the
+			// rest of the number is skipped.
+			if wholeOK {
+				return true
+			}
+			n, sep, wholeOK = 0, false, false
+			i = skipTo - 1
+			continue
+		case c == '"':
+			if i != escapedAt {
+				inString = !inString
+			}
+		case c == '\\':
+			if inString && i != escapedAt {
+				escapedAt = i + 1
+			}
+		case c == '-':
+			if !inString && (i == 0 || !numberByte(b[i-1])) {
+				skipFrom, skipTo = numberToken(b, i)
+			}
 		}
 		if n == 0 {
 			continue
