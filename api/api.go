@@ -29,6 +29,7 @@ import (
 	"github.com/payments-api/payments/ids"
 	"github.com/payments-api/payments/payments"
 	"github.com/payments-api/payments/processor/sandbox"
+	"github.com/payments-api/payments/risk"
 	"github.com/payments-api/payments/sharding"
 	"github.com/payments-api/payments/tenancy"
 	"github.com/payments-api/payments/webhooks"
@@ -55,7 +56,10 @@ type Config struct {
 	Router      *sharding.Router
 	Redis       redis.UniversalClient
 	Payments    *payments.Service
-	Webhooks    *webhooks.Service
+	// Risk, when set, holds the tenants' location risk rules, evaluated
+	// on payment creation in the rate limit's round trip.
+	Risk     *risk.Service
+	Webhooks *webhooks.Service
 	// Sandbox is the sandbox processor when it is the active processor,
 	// else nil; it enables the sandbox-only routes.
 	Sandbox *sandbox.Sandbox
@@ -139,8 +143,11 @@ func New(cfg Config) *Server {
 
 	registerHealth(api, s)
 	registerAccount(api, s)
+	registerRegions(api, s)
 	registerAdmin(api, s)
 	registerPayments(api, s)
+	registerNearby(api, s)
+	registerRiskRules(api, s)
 	registerRefunds(api, s)
 	registerEvents(api, s)
 	registerBalance(api, s)
@@ -245,16 +252,11 @@ func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
 			s.fail(ctx, newProblem(rctx, http.StatusForbidden, errcode.CodeReadOnlyKey, "this API key is read-only; use a secret key with write access"))
 			return
 		}
-		if s.cfg.RateLimiter != nil {
-			d := s.cfg.RateLimiter.Allow(rctx, p)
-			ctx.SetHeader("RateLimit-Limit", strconv.Itoa(d.Limit))
-			ctx.SetHeader("RateLimit-Remaining", strconv.Itoa(max(d.Remaining, 0)))
-			ctx.SetHeader("RateLimit-Reset", strconv.Itoa(ceilSeconds(d.ResetAfter)))
-			if !d.Allowed {
-				prob := newProblem(rctx, http.StatusTooManyRequests, errcode.CodeRateLimited,
-					fmt.Sprintf("too many requests: the limit is %d per second; retry after the Retry-After delay", p.RateLimitPerSecond))
-				prob.headers = http.Header{"Retry-After": []string{strconv.Itoa(max(ceilSeconds(d.RetryAfter), 1))}}
-				s.fail(ctx, prob)
+		// A payment's risk rules need its body: its rate limit is spent
+		// after the body is read, in the same round trip as the rules.
+		withRules := s.cfg.RateLimiter != nil && s.cfg.Risk != nil && op.OperationID == opCreatePayment
+		if s.cfg.RateLimiter != nil && !withRules {
+			if !s.spend(ctx, p, s.cfg.RateLimiter.Allow(rctx, p)) {
 				return
 			}
 		}
@@ -263,10 +265,32 @@ func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
 				return
 			}
 		}
+		if withRules {
+			var ok bool
+			if ctx, ok = s.spendWithRules(ctx, p); !ok {
+				return
+			}
+		}
 		next(huma.WithValue(ctx, principalKey, p))
 	default:
 		next(ctx)
 	}
+}
+
+// spend sets the rate-limit headers of d and answers 429 when it refuses;
+// it reports whether the request goes on.
+func (s *Server) spend(ctx huma.Context, p tenancy.Principal, d tenancy.Decision) bool {
+	ctx.SetHeader("RateLimit-Limit", strconv.Itoa(d.Limit))
+	ctx.SetHeader("RateLimit-Remaining", strconv.Itoa(max(d.Remaining, 0)))
+	ctx.SetHeader("RateLimit-Reset", strconv.Itoa(ceilSeconds(d.ResetAfter)))
+	if !d.Allowed {
+		prob := newProblem(ctx.Context(), http.StatusTooManyRequests, errcode.CodeRateLimited,
+			fmt.Sprintf("too many requests: the limit is %d per second; retry after the Retry-After delay", p.RateLimitPerSecond))
+		prob.headers = http.Header{"Retry-After": []string{strconv.Itoa(max(ceilSeconds(d.RetryAfter), 1))}}
+		s.fail(ctx, prob)
+		return false
+	}
+	return true
 }
 
 func ceilSeconds(d time.Duration) int {

@@ -116,7 +116,7 @@ func paymentView(v any) any { return v.(payments.Payment).ToView() }
 func registerPayments(api huma.API, s *Server) {
 	tags := []string{"Payments"}
 	huma.Register(api, operation(huma.Operation{
-		OperationID: "create-payment",
+		OperationID: opCreatePayment,
 		Method:      http.MethodPost,
 		Path:        "/v1/payments",
 		Summary:     "Create a payment",
@@ -135,6 +135,7 @@ func registerPayments(api huma.API, s *Server) {
 		if b.Location != nil {
 			params.Location = &struct{ Lat, Lon float64 }{b.Location.Lat, b.Location.Lon}
 		}
+		params.Risk = riskVerdict(ctx)
 		p, err := s.cfg.Payments.Create(ctx, principal(ctx).TenantID, params)
 		if err != nil {
 			return nil, err

@@ -20,10 +20,12 @@ import (
 	"github.com/payments-api/payments/accounts"
 	"github.com/payments-api/payments/api"
 	"github.com/payments-api/payments/dbtest"
+	"github.com/payments-api/payments/geo"
 	"github.com/payments-api/payments/payments"
 	"github.com/payments-api/payments/processor"
 	"github.com/payments-api/payments/processor/sandbox"
 	"github.com/payments-api/payments/readcache"
+	"github.com/payments-api/payments/risk"
 	"github.com/payments-api/payments/secretbox"
 	"github.com/payments-api/payments/sharding"
 	"github.com/payments-api/payments/tenancy"
@@ -71,6 +73,7 @@ type harness struct {
 	registry *prometheus.Registry
 	payments *payments.Service
 	cache    *readcache.Cache
+	geo      *geo.Index
 	accounts *accounts.Store
 	log      *slog.Logger
 	// box seals secrets at rest, shared by the API and webhook workers.
@@ -155,10 +158,12 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 		platform, sandboxRoutes = o.Stripe, nil
 	}
 	resolver := accounts.NewResolver(h.accounts, platform, o.NewTenantStripe)
-	h.payments = payments.NewService(payments.Options{Router: router, Accounts: resolver.ForAccount, Cache: h.cache, Logger: log})
+	h.geo = geo.NewIndex(rdb, prefix, reg, log, nil)
+	t.Cleanup(h.geo.Close)
+	h.payments = payments.NewService(payments.Options{Router: router, Accounts: resolver.ForAccount, Cache: h.cache, Geo: h.geo, Logger: log})
 	srv := api.New(api.Config{
 		Tenancy: svc, RateLimiter: tenancy.NewRateLimiter(rdb, prefix, reg, log), Router: router, Redis: rdb,
-		Payments: h.payments, Sandbox: sandboxRoutes, StripeWebhookSecrets: o.StripeWebhookSecrets, StripeAccounts: h.accounts,
+		Payments: h.payments, Risk: risk.NewService(router, h.clock.Now, reg), Sandbox: sandboxRoutes, StripeWebhookSecrets: o.StripeWebhookSecrets, StripeAccounts: h.accounts,
 		Webhooks: webhooks.NewService(webhooks.Options{
 			Router: router, Guard: &webhooks.Guard{AllowPrivateNetworks: o.WebhookAllowPrivate}, Box: box, Logger: log,
 		}),

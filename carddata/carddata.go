@@ -35,6 +35,15 @@
 // scope of card-data rules; a refused ID only costs the client a
 // reformatting, since dots, slashes, letters or a double space break a run.
 //
+// The digits of the fraction and exponent of a JSON number outside any
+// string ("52.51234567891234", "1.5e300") are never a card number: they are
+// skipped, and the point ends the integer part's run, which is still
+// checked. Coordinates written at full float precision carry long digit
+// runs after the point, and no card number is written as a fraction.
+// The scanner knows strings only well enough for that: a
+// double quote not escaped by a backslash opens or closes one. Integers of
+// any length, and every digit inside strings, are still checked.
+//
 // Digits written as JSON escapes ("\u0034") or in other scripts are not
 // decoded; the check guards against mistakes, not against evasion.
 package carddata
@@ -64,16 +73,48 @@ func Contains(b []byte) bool {
 	n := 0           // digits in the current run
 	sep := false     // one separator has followed the run's last digit
 	wholeOK := false // the run so far is a whole-run match (rule 1)
-	for _, c := range b {
+	inString := false
+	escapedAt := -1            // the index of the byte a backslash escapes
+	skipFrom, skipTo := -1, -1 // the fraction and exponent of a JSON number
+	for i := 0; i < len(b); i++ {
+		c := b[i]
 		if d := c - '0'; d <= 9 {
-			i := n % PANDigitsMax
-			ring[i], ring[i+PANDigitsMax] = d, d
+			if !inString && (i == 0 || !numberByte(b[i-1])) {
+				skipFrom, skipTo = numberToken(b, i)
+			}
+			j := n % PANDigitsMax
+			ring[j], ring[j+PANDigitsMax] = d, d
 			n++
 			sep = false
 			if n >= RunDigitsMin && windowMatch(&ring, n, &wholeOK) {
 				return true
 			}
 			continue
+		}
+		// Bytes other than digits: the byte-wise string state, the start
+		// of a negative number, and the end of a run.
+		switch {
+		case i == skipFrom:
+			// The point or exponent ends the integer part's run; the
+			// rest of the number is skipped.
+			if wholeOK {
+				return true
+			}
+			n, sep, wholeOK = 0, false, false
+			i = skipTo - 1
+			continue
+		case c == '"':
+			if i != escapedAt {
+				inString = !inString
+			}
+		case c == '\\':
+			if inString && i != escapedAt {
+				escapedAt = i + 1
+			}
+		case c == '-':
+			if !inString && (i == 0 || !numberByte(b[i-1])) {
+				skipFrom, skipTo = numberToken(b, i)
+			}
 		}
 		if n == 0 {
 			continue
@@ -89,6 +130,35 @@ func Contains(b []byte) bool {
 		n, sep, wholeOK = 0, false, false
 	}
 	return wholeOK
+}
+
+// numberByte reports whether c may be part of a JSON number token or of a
+// word that a number cannot start inside.
+func numberByte(c byte) bool {
+	return c-'0' <= 9 || c == '.' || c == '+' || c == '-' || c == '_' || (c|0x20)-'a' < 26
+}
+
+// numberToken looks at the number-like token starting at i (digits, signs,
+// points and exponent letters). If it has a fraction or an exponent, it
+// returns where they start and where the token ends; else -1, -1.
+func numberToken(b []byte, i int) (fracAt, end int) {
+	fracAt = -1
+	for end = i; end < len(b); end++ {
+		c := b[end]
+		if c-'0' <= 9 || c == '-' || c == '+' {
+			continue
+		}
+		if c != '.' && c != 'e' && c != 'E' {
+			break
+		}
+		if fracAt < 0 {
+			fracAt = end
+		}
+	}
+	if fracAt < 0 {
+		return -1, -1
+	}
+	return fracAt, end
 }
 
 // digitRing holds the most recent PANDigitsMax digits of a run. Every digit

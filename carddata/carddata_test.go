@@ -170,7 +170,7 @@ func luhn(digits string) bool {
 // containsReference is a direct, allocating transcription of the package
 // documentation's rules, used to check Contains.
 func containsReference(b []byte) bool {
-	for _, run := range digitRuns(b) {
+	for _, run := range digitRuns(blankFractions(b)) {
 		if len(run) >= 12 && len(run) <= 19 && run[0] >= '2' && run[0] <= '6' && luhn(run) {
 			return true
 		}
@@ -184,6 +184,42 @@ func containsReference(b []byte) bool {
 		}
 	}
 	return false
+}
+
+// blankFractions returns b with the fraction and exponent of every number
+// token outside strings replaced by 'x' bytes.
+func blankFractions(b []byte) []byte {
+	out := bytes.Clone(b)
+	inString, escaped := false, false
+	isNum := func(c byte) bool { return c >= '0' && c <= '9' || strings.IndexByte("-+.eE", c) >= 0 }
+	isWord := func(c byte) bool {
+		return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || strings.IndexByte("._+-", c) >= 0
+	}
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if !inString && (c >= '0' && c <= '9' || c == '-') && (i == 0 || !isWord(b[i-1])) {
+			end := i
+			for end < len(b) && isNum(b[end]) {
+				end++
+			}
+			if at := bytes.IndexAny(b[i:end], ".eE"); at >= 0 {
+				for j := i + at; j < end; j++ {
+					out[j] = 'x'
+				}
+				i = end - 1
+				continue
+			}
+		}
+		switch {
+		case escaped:
+			escaped = false
+		case inString && c == '\\':
+			escaped = true
+		case c == '"':
+			inString = !inString
+		}
+	}
+	return out
 }
 
 // digitRuns splits b into digit runs, with separators removed.
@@ -232,7 +268,7 @@ func brandReference(w string) bool {
 // randomBody returns text rich in digits and separators, the inputs where
 // the scanner's state matters.
 func randomBody(rng *rand.Rand, n int) []byte {
-	const alphabet = "0123456789012345678901234567890123456789 - x\""
+	const alphabet = "0123456789012345678901234567890123456789 - x\"\\.e"
 	b := make([]byte, n)
 	for i := range b {
 		b[i] = alphabet[rng.IntN(len(alphabet))]
@@ -252,6 +288,49 @@ func TestContainsMatchesReferenceProperty(t *testing.T) {
 		}
 		if got, want := carddata.Contains(b), containsReference(b); got != want {
 			t.Fatalf("Contains(%q) = %v, reference says %v", b, got, want)
+		}
+	}
+}
+
+// TestContainsCoordinates sends what GPS clients send: coordinates at full
+// float precision, whose digits after the point once looked like cards.
+func TestContainsCoordinates(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(9, 10))
+	refused := 0
+	for range 10_000 {
+		lat, lon := rng.Float64()*180-90, rng.Float64()*360-180
+		body := `{"amount":2000,"currency":"usd","payment_method":"pm_card_visa","location":{"lat":` +
+			strconv.FormatFloat(lat, 'f', -1, 64) + `,"lon":` + strconv.FormatFloat(lon, 'g', -1, 64) + `}}`
+		if carddata.Contains([]byte(body)) {
+			refused++
+		}
+	}
+	if refused != 0 {
+		t.Errorf("%d of 10000 bodies with precise coordinates refused, want 0", refused)
+	}
+}
+
+func TestContainsJSONNumbers(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		body string
+		want bool
+	}{
+		{`{"lat":52.51234567891234}`, false},
+		{`{"lat":-52.4242424242424242}`, false},
+		{`{"lat":-4242424242424242.5}`, true}, // the integer part is still checked
+		{`{"x":4242424242424242e0}`, true},
+		{`{"x":1.4242424242424242E+3}`, false},
+		{`[0.5,4242424242424242]`, true},                // an integer of 16 digits
+		{`{"n":378282246310005}`, true},                 // 15 digits
+		{`{"n":"52.4242424242424242"}`, true},           // inside a string
+		{`{"n":"a\"b", "c":4242424242424242}`, true},    // an escaped quote does not end the string
+		{`{"n":"x\\\\","c":1.4242424242424242}`, false}, // an escaped backslash ends no string
+		{`{"n":"4242424242424242.5"}`, true},
+	} {
+		if got := carddata.Contains([]byte(tt.body)); got != tt.want {
+			t.Errorf("Contains(%s) = %v, want %v", tt.body, got, tt.want)
 		}
 	}
 }
@@ -301,9 +380,11 @@ func FuzzContains(f *testing.F) {
 		if want := containsReference(b); got != want {
 			t.Fatalf("Contains(%q) = %v, reference says %v", b, got, want)
 		}
+		// The card is planted as a string: a bare one glued to a fraction
+		// ("0.4242...") is part of a JSON number, which is never a card.
 		pos := int(at % uint(len(b)+1))
-		planted := make([]byte, 0, len(b)+len(card))
-		planted = append(append(append(planted, b[:pos]...), card...), b[pos:]...)
+		planted := make([]byte, 0, len(b)+len(card)+2)
+		planted = append(append(append(planted, b[:pos]...), `"`+card+`"`...), b[pos:]...)
 		if !carddata.Contains(planted) {
 			t.Fatalf("Contains(%q) = false after planting a test card at %d", planted, pos)
 		}

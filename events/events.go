@@ -36,10 +36,13 @@ const (
 	PaymentFailed          Type = "payment.failed"
 	PaymentCanceled        Type = "payment.canceled"
 	PaymentCaptured        Type = "payment.captured"
-	RefundCreated          Type = "refund.created"
-	RefundSucceeded        Type = "refund.succeeded"
-	RefundFailed           Type = "refund.failed"
-	RefundCanceled         Type = "refund.canceled"
+	// PaymentReviewOpened records that a location risk rule with action
+	// review matched a payment, which proceeded.
+	PaymentReviewOpened Type = "payment.review_opened"
+	RefundCreated       Type = "refund.created"
+	RefundSucceeded     Type = "refund.succeeded"
+	RefundFailed        Type = "refund.failed"
+	RefundCanceled      Type = "refund.canceled"
 	// WebhookEndpointDisabled records that an endpoint was disabled because
 	// its deliveries failed for the whole retry span.
 	WebhookEndpointDisabled Type = "webhook_endpoint.disabled"
@@ -49,7 +52,7 @@ const (
 var Types = []Type{
 	PaymentCreated, PaymentRequiresAction, PaymentRequiresCapture, PaymentSucceeded, PaymentFailed,
 	PaymentCanceled, PaymentCaptured, RefundCreated, RefundSucceeded, RefundFailed, RefundCanceled,
-	WebhookEndpointDisabled,
+	WebhookEndpointDisabled, PaymentReviewOpened,
 }
 
 // Known reports whether t is one of Types.

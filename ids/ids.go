@@ -25,6 +25,7 @@ const (
 	PrefixBalanceTx = "txn_"
 	PrefixLedgerTx  = "ltx_"
 	PrefixSeal      = "seal_"
+	PrefixRiskRule  = "rr_"
 )
 
 var encoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)

@@ -25,6 +25,7 @@ type Report struct {
 	SuccessMin        float64      `json:"success_min"`
 	P99MaxMS          float64      `json:"p99_max_ms"`
 	ServerPID         int          `json:"server_pid,omitempty"`
+	RiskRules         bool         `json:"risk_rules,omitempty"`
 	GoVersion         string       `json:"go_version"`
 	GOMAXPROCS        int          `json:"gomaxprocs"`
 	NumCPU            int          `json:"num_cpu"`

@@ -32,7 +32,10 @@ type Config struct {
 	P99Max            time.Duration
 	StopAfterFailures int // 0 runs every step
 	ServerPID         int // 0 does not measure the server's CPU
-	Log               *slog.Logger
+	// RiskRules gives every tenant two location risk rules and sends
+	// located payments (loadtest/risk.go).
+	RiskRules bool
+	Log       *slog.Logger
 }
 
 // DefaultConfig is the command's defaults.
@@ -109,7 +112,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep := &Report{
 		StartedAt: time.Now().UTC(), BaseURL: baseText, Tenants: cfg.Tenants, Mix: cfg.Mix.String(),
 		WarmupS: cfg.Warmup.Seconds(), TimeoutMS: ms(cfg.Timeout), WorkersMax: cfg.WorkersMax,
-		SuccessMin: cfg.SuccessMin, P99MaxMS: ms(cfg.P99Max), ServerPID: cfg.ServerPID,
+		SuccessMin: cfg.SuccessMin, P99MaxMS: ms(cfg.P99Max), ServerPID: cfg.ServerPID, RiskRules: cfg.RiskRules,
 		GoVersion: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(),
 		StepsPlanned: len(cfg.Steps), Steps: []StepResult{},
 	}
@@ -130,6 +133,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	log.Info("tenants created", "tenants", len(tenants), "took", time.Since(setupStart).Round(time.Millisecond))
 
 	eng := newEngine(baseText, tenants, cfg.Mix, "lt-"+runID+"-")
+	if cfg.RiskRules {
+		log.Info("creating risk rules", "tenants", len(tenants), "rules_per_tenant", len(riskRuleBodies))
+		if err := CreateRiskRules(ctx, control, baseText, tenants); err != nil {
+			return nil, err
+		}
+		eng.bodyCreate, eng.bodyCreateManual = bodyCreateLocated, bodyCreateManualLocated
+	}
 	client := newAttackClient(base, cfg.Timeout, cfg.WorkersMax)
 	defer client.CloseIdleConnections()
 	defer control.CloseIdleConnections()

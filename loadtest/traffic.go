@@ -138,6 +138,9 @@ type engine struct {
 	tenants   []tenantTargets
 	cumWeight [flowCount]int // cumulative mix weights
 	total     int
+	// bodyCreate and bodyCreateManual are the creation bodies: with a
+	// location and a customer under -risk-rules.
+	bodyCreate, bodyCreateManual []byte
 
 	keyPrefix  string
 	keySeq     atomic.Uint64
@@ -151,7 +154,7 @@ type engine struct {
 }
 
 func newEngine(base string, tenants []Tenant, mix Mix, keyPrefix string) *engine {
-	e := &engine{base: base, keyPrefix: keyPrefix, followUps: make(chan followUp, followUpsMax)}
+	e := &engine{base: base, keyPrefix: keyPrefix, followUps: make(chan followUp, followUpsMax), bodyCreate: bodyCreate, bodyCreateManual: bodyCreateManual}
 	for i, t := range tenants {
 		auth := []string{"Bearer " + t.Secret}
 		suffix := "." + strconv.Itoa(i)
@@ -236,11 +239,11 @@ func (e *engine) target(t *vegeta.Target) error {
 	t.Header = e.postHeader(tt)
 	switch flow {
 	case FlowManualCapture:
-		t.URL, t.Body = tt.createManual, bodyCreateManual
+		t.URL, t.Body = tt.createManual, e.bodyCreateManual
 	case FlowRefund:
-		t.URL, t.Body = tt.createRefund, bodyCreate
+		t.URL, t.Body = tt.createRefund, e.bodyCreate
 	default:
-		t.URL, t.Body = tt.createURL, bodyCreate
+		t.URL, t.Body = tt.createURL, e.bodyCreate
 	}
 	return nil
 }

@@ -106,9 +106,29 @@ func applicable(ctx context.Context, pool *pgxpool.Pool) ([]Migration, error) {
 		if err != nil {
 			return nil, err
 		}
-		all = append(all, more...)
+		regions := -1
+		for _, m := range more {
+			if RequiresRegions(m) {
+				if regions < 0 {
+					if err := pool.QueryRow(ctx, `SELECT count(*) FROM [SHOW REGIONS FROM DATABASE]`).Scan(&regions); err != nil {
+						return nil, fmt.Errorf("read the database's regions: %w", err)
+					}
+				}
+				if regions == 0 {
+					continue // applied once the database has regions
+				}
+			}
+			all = append(all, m)
+		}
 	}
 	return all, nil
+}
+
+// RequiresRegions reports whether a cockroach-set migration applies only to
+// a multi-region database: its first line is "-- requires: regions".
+func RequiresRegions(m Migration) bool {
+	first, _, _ := strings.Cut(m.SQL, "\n")
+	return strings.TrimSpace(first) == "-- requires: regions"
 }
 
 const createTable = `CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -239,6 +239,19 @@ func (s *Service) applyUnits(ctx context.Context, tx pgx.Tx, units []*writeUnit)
 			}
 			inserts = append(inserts, u.create)
 			evs = append(evs, paymentEvent(events.PaymentCreated, *u.create, u.create.CreatedAt))
+			switch {
+			case u.create.Status == StatusFailed:
+				// Blocked by a risk rule: stored failed with its event and
+				// its answer, and the processor is never called.
+				evs = append(evs, paymentEvent(events.PaymentFailed, *u.create, u.create.CreatedAt))
+				if u.idem != nil && u.idem.Claimed() {
+					if err := answers.Add(u.idem, *u.create, declineError(*u.create)); err != nil {
+						return err
+					}
+				}
+			case u.create.RiskRule != nil:
+				evs = append(evs, paymentEvent(events.PaymentReviewOpened, *u.create, u.create.CreatedAt))
+			}
 		case u.outcome != nil:
 			if !fast[i] || !updated[u.outcome.ID] {
 				if err := s.recordOutcome(ctx, tx, u, now); err != nil {

@@ -52,6 +52,10 @@ type harnessOptions struct {
 	SettleDelay time.Duration
 	// Wrap, when set, wraps the sandbox in the Processor the service uses.
 	Wrap func(processor.Processor) processor.Processor
+	// Geo, when set, is the service's geo index.
+	Geo payments.GeoIndex
+	// Now, when set, is the service's clock.
+	Now func() time.Time
 }
 
 // harness is a payments Service on two shards of region "local", backed by
@@ -135,7 +139,7 @@ func newHarness(tb testing.TB, o harnessOptions) *harness {
 	if o.Wrap != nil {
 		h.proc = o.Wrap(h.sb)
 	}
-	h.svc = payments.NewService(payments.Options{Router: h.router, Processor: h.proc})
+	h.svc = payments.NewService(payments.Options{Router: h.router, Processor: h.proc, Geo: o.Geo, Now: o.Now})
 	tb.Cleanup(func() {
 		if err := h.updates.err(); err != nil {
 			tb.Errorf("the sandbox's updates failed: %v", err)

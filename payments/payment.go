@@ -126,6 +126,9 @@ type Payment struct {
 	// "" for payments recorded before accounts were recorded: they use
 	// the tenant's current account.
 	ProcessorAccount string
+	// RiskRule is the location risk rule that matched the payment, if
+	// any: it was blocked (failure code risk_blocked) or sent to review.
+	RiskRule *uuid.UUID
 }
 
 // PublicID is the payment's API identifier ("pay_...").
@@ -167,6 +170,13 @@ type View struct {
 	Version          int               `json:"version" doc:"Increases with every change; events carry it so that receivers can drop stale updates." example:"3"`
 	Created          int64             `json:"created" doc:"Creation time, Unix seconds." example:"1764090000"`
 	Livemode         bool              `json:"livemode" doc:"Whether the payment moved real money."`
+	Risk             RiskView          `json:"risk" doc:"What the tenant's location risk rules decided."`
+}
+
+// RiskView is the verdict of a payment's location risk rules.
+type RiskView struct {
+	Review bool    `json:"review" doc:"Whether a rule with action review matched: the payment proceeded and awaits the merchant's review." example:"false"`
+	Rule   *string `json:"rule" doc:"The ID of the rule that matched (rr_...): it sent the payment to review, or blocked it (failure_code risk_blocked)." example:"rr_06h17frpsdzff29kp8gyg5mc4w"`
 }
 
 // LocationView is a payment's location.
@@ -197,6 +207,11 @@ func (p Payment) ToView() View {
 	}
 	if p.Location != nil {
 		v.Location = &LocationView{Lat: p.Location.Lat, Lon: p.Location.Lon, Geohash: p.Location.Geohash}
+	}
+	if p.RiskRule != nil {
+		rule := ids.Format(ids.PrefixRiskRule, *p.RiskRule)
+		blocked := p.FailureCode != nil && *p.FailureCode == CodeRiskBlocked
+		v.Risk = RiskView{Review: !blocked, Rule: &rule}
 	}
 	if p.NextAction != nil {
 		v.NextAction = &NextActionView{Type: p.NextAction.Type, RedirectURL: p.NextAction.RedirectURL}

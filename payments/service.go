@@ -45,6 +45,9 @@ const (
 	CodeAmountExceedsCapturable = processor.CodeAmountExceedsCapturable
 	CodeProcessorUnavailable    = "processor_unavailable"
 	CodeOperationInProgress     = "payment_operation_in_progress"
+	// CodeRiskBlocked answers (402) a payment that a location risk rule
+	// with action block matched; the payment is kept as failed.
+	CodeRiskBlocked = "risk_blocked"
 	// CodeUpdateDeferred answers a processor notification that arrived
 	// while an operation on its payment was in flight.
 	CodeUpdateDeferred = "processor_update_deferred"
@@ -94,8 +97,11 @@ type Options struct {
 	// Accounts, when set, picks each tenant's processor by account and
 	// replaces Resolver: new payments record the account that served them,
 	// and their later calls go to that account.
-	Accounts         processor.AccountResolver
-	Cache            Cache
+	Accounts processor.AccountResolver
+	Cache    Cache
+	// Geo, when set, indexes located payments after they commit and
+	// answers nearby searches.
+	Geo              GeoIndex
 	Now              func() time.Time
 	Logger           *slog.Logger
 	ProcessorTimeout time.Duration
@@ -115,6 +121,7 @@ type Service struct {
 	router  *sharding.Router
 	procs   processor.AccountResolver
 	cache   Cache
+	geo     GeoIndex
 	now     func() time.Time
 	log     *slog.Logger
 	timeout time.Duration
@@ -146,7 +153,7 @@ func NewService(o Options) *Service {
 			return p, "", err
 		}
 	}
-	return &Service{router: o.Router, procs: procs, cache: o.Cache, now: o.Now, log: o.Logger, timeout: o.ProcessorTimeout,
+	return &Service{router: o.Router, procs: procs, cache: o.Cache, geo: o.Geo, now: o.Now, log: o.Logger, timeout: o.ProcessorTimeout,
 		batch: batchers{opts: o.Batch, lanes: o.BatchLanes}, tracer: o.Tracer}
 }
 
@@ -198,6 +205,15 @@ type CreateParams struct {
 	Customer      *string
 	Metadata      map[string]string
 	Location      *struct{ Lat, Lon float64 }
+	// Risk is what the tenant's location risk rules decided at the edge,
+	// nil when none matched.
+	Risk *RiskVerdict
+}
+
+// RiskVerdict is the decision of a matched location risk rule.
+type RiskVerdict struct {
+	Rule  uuid.UUID
+	Block bool // block: stored failed with risk_blocked; else sent to review
 }
 
 var tokenPattern = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
@@ -286,7 +302,9 @@ func declineError(p Payment) error {
 	}
 	code := CodeCardDeclined
 	kind := errcode.KindPaymentRequired
-	if p.FailureCode != nil && *p.FailureCode != CodeCardDeclined {
+	if p.FailureCode != nil && *p.FailureCode == CodeRiskBlocked {
+		code = CodeRiskBlocked
+	} else if p.FailureCode != nil && *p.FailureCode != CodeCardDeclined {
 		// The processor refused the request itself, such as an unknown
 		// payment method token.
 		code, kind = *p.FailureCode, errcode.KindInvalid
@@ -321,7 +339,8 @@ func (s *Service) Create(ctx context.Context, tenantID uuid.UUID, p CreateParams
 	if err != nil {
 		return Payment{}, err
 	}
-	if g, ok := proc.(processor.Gate); ok {
+	blocked := p.Risk != nil && p.Risk.Block
+	if g, ok := proc.(processor.Gate); ok && !blocked {
 		// An open circuit answers at once: nothing is recorded, no money
 		// moves, and the client retries after Retry-After.
 		if err := g.Ready(); err != nil {
@@ -341,12 +360,27 @@ func (s *Service) Create(ctx context.Context, tenantID uuid.UUID, p CreateParams
 	if pay.Metadata == nil {
 		pay.Metadata = map[string]string{}
 	}
+	if p.Risk != nil {
+		rule := p.Risk.Rule
+		pay.RiskRule = &rule
+		if blocked {
+			code, msg := CodeRiskBlocked, "the payment was blocked by a location risk rule"
+			pay.Status, pay.FailureCode, pay.FailureMessage = StatusFailed, &code, &msg
+			pay.Operation, pay.OperationStartedAt = OpNone, nil
+		}
+	}
 	u := &writeUnit{create: &pay, idem: idem}
 	if err := s.write(ctx, sh, tenantID, u); err != nil {
 		return Payment{}, err
 	}
 	if u.refused != nil {
 		return Payment{}, u.refused
+	}
+	if u.resume == nil && s.geo != nil && loc != nil {
+		s.geo.Add(geo.Entry{TenantID: tenantID, ID: pay.ID, Lat: loc.Lat, Lon: loc.Lon, Created: pay.CreatedAt})
+	}
+	if u.resume == nil && blocked {
+		return pay, declineError(pay)
 	}
 	if u.resume != nil {
 		pay, err = getPayment(ctx, sh.Pool, tenantID, *u.resume)

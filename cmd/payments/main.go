@@ -38,11 +38,13 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/payments-api/payments/api"
+	"github.com/payments-api/payments/geo"
 	"github.com/payments-api/payments/migrations"
 	"github.com/payments-api/payments/payments"
 	"github.com/payments-api/payments/processor"
 	"github.com/payments-api/payments/processor/sandbox"
 	"github.com/payments-api/payments/readcache"
+	"github.com/payments-api/payments/risk"
 	"github.com/payments-api/payments/secretbox"
 	"github.com/payments-api/payments/sharding"
 	"github.com/payments-api/payments/tenancy"
@@ -63,6 +65,7 @@ commands:
   migrate status                          show migrations of every shard
   tenant create --name NAME --region R    create a tenant and print its first secret key
   openapi [--version 3.1|3.0]             print the OpenAPI document
+  geo reindex [--tenant T] [--since DATE] rebuild the Redis geo index of payments from the database
   reconcile --tenant T --since DATE       compare a tenant's payments and refunds with its processor ([--repair] [--limit N])
   keys rotate [--batch N]                 seal every stored secret again under the current PAYMENTS_ENCRYPTION_KEYS key
   ledger verify [--tenant T]              audit the ledger: balances, checkpoints, seals; exits non-zero naming each difference
@@ -115,6 +118,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return keysCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "ledger":
 		return ledgerCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "geo":
+		if len(args) < 2 || args[1] != "reindex" {
+			return errors.New("usage: payments geo reindex [--tenant T] [--since YYYY-MM-DD]")
+		}
+		return geoReindex(ctx, args[2:], getenv, stdout, stderr)
 	case "openapi":
 		return openapi(args[1:], stdout)
 	case "help", "-h", "--help":
@@ -305,6 +313,7 @@ type core struct {
 	router   *sharding.Router
 	rdb      *redis.Client
 	cache    *readcache.Cache
+	geo      *geo.Index
 	sandbox  *sandbox.Sandbox
 	procs    *processors
 	payments *payments.Service
@@ -356,6 +365,8 @@ func openCore(ctx context.Context, c config, reg *prometheus.Registry, log *slog
 		return nil, nil, err
 	}
 	k.cache = readcache.New(rdb, c.RedisPrefix, reg, log).WithFence(fence)
+	k.geo = geo.NewIndex(rdb, c.RedisPrefix, reg, log, nil)
+	closers = append(closers, k.geo.Close)
 	k.procs, err = newProcessors(c, k.router, reg, log, func(ctx context.Context, u processor.Update) error { return k.payments.ApplyUpdate(ctx, u) })
 	if err != nil {
 		return nil, nil, err
@@ -363,7 +374,7 @@ func openCore(ctx context.Context, c config, reg *prometheus.Registry, log *slog
 	closers = append(closers, k.procs.close)
 	k.sandbox = k.procs.sandbox
 	k.payments = payments.NewService(payments.Options{
-		Router: k.router, Accounts: k.procs.resolver.ForAccount, Cache: k.cache, Logger: log, ProcessorTimeout: c.ProcessorTimeout,
+		Router: k.router, Accounts: k.procs.resolver.ForAccount, Cache: k.cache, Geo: k.geo, Logger: log, ProcessorTimeout: c.ProcessorTimeout,
 		Batch: batchOptions(c, reg), BatchLanes: c.BatchLanes, Tracer: tracing.Tracer(tp),
 	})
 	closers = append(closers, k.payments.Close)
@@ -485,7 +496,7 @@ func serveWith(ctx context.Context, c config, log *slog.Logger, tp trace.TracerP
 	svc := tenancy.NewService(router, tenancy.RateLimitDefaults{PerSecond: c.RateLimitPerSecond, Burst: c.RateLimitBurst}, nil, log)
 	srv := api.New(api.Config{
 		Tenancy: svc, RateLimiter: tenancy.NewRateLimiter(rdb, c.RedisPrefix, reg, log), Router: router, Redis: rdb,
-		Payments: pays, Sandbox: sb, Webhooks: k.webhooks,
+		Payments: pays, Sandbox: sb, Webhooks: k.webhooks, Risk: risk.NewService(router, nil, reg),
 		StripeWebhookSecrets: c.Stripe.WebhookSecrets, StripeAccounts: k.procs.accounts,
 		AdminToken: c.AdminToken, Logger: log, Registry: reg, IdempotencyLease: c.IdempotencyLease,
 	})

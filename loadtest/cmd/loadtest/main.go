@@ -62,6 +62,7 @@ func run(args []string) error {
 		out              = fs.String("out", "", "output folder (default "+outRootDefault+"/<UTC timestamp>)")
 		quiet            = fs.Bool("quiet", false, "log only warnings and errors")
 		cpuProfile       = fs.String("cpuprofile", "", "write the generator's CPU profile to this file, to see where its own CPU goes")
+		riskRules        = fs.Bool("risk-rules", false, "give every tenant a velocity and an impossible_travel rule and send payments with a location and a customer, to measure the rules' cost")
 	)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: loadtest [flags]\n\nOffers fixed-rate steps of payment traffic to the API and writes result.json, result.md and latency.png.\n\nflags:")
@@ -95,6 +96,7 @@ func run(args []string) error {
 	cfg.Tenants, cfg.SetupConcurrency, cfg.Warmup = *tenants, *setupConcurrency, *warmup
 	cfg.Timeout, cfg.WorkersMax, cfg.SuccessMin, cfg.P99Max = *timeout, *workersMax, *successMin, *p99Max
 	cfg.StopAfterFailures, cfg.ServerPID = *stopAfter, *serverPID
+	cfg.RiskRules = *riskRules
 	level := slog.LevelInfo
 	if *quiet {
 		level = slog.LevelWarn
