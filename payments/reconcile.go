@@ -32,12 +32,21 @@ type ReconcileStats struct {
 // running.
 func (s *Service) Reconcile(ctx context.Context, age time.Duration) (ReconcileStats, error) {
 	var st ReconcileStats
-	cutoff := s.now().Add(-age)
+	start := s.now()
+	cutoff := start.Add(-age)
 	for _, sh := range s.router.Map().All() {
 		if err := s.reconcileShard(ctx, sh, cutoff, &st); err != nil {
+			s.metrics.reconciled(false, st.Errors, s.now().Sub(start), s.now())
 			return st, fmt.Errorf("reconcile shard %s: %w", sh.Name, err)
 		}
+		// What is left after the pass: work the reconciler could not
+		// finish, or more than one pass takes.
+		if err := s.metrics.measureBacklog(ctx, sh, cutoff, s.now()); err != nil {
+			s.metrics.reconciled(false, st.Errors, s.now().Sub(start), s.now())
+			return st, fmt.Errorf("reconciler backlog of shard %s: %w", sh.Name, err)
+		}
 	}
+	s.metrics.reconciled(true, st.Errors, s.now().Sub(start), s.now())
 	return st, nil
 }
 

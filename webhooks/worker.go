@@ -285,6 +285,9 @@ type Job struct {
 	Attempt int
 	// StartedAt is when the delivery's cycle began.
 	StartedAt time.Time
+	// EventCreatedAt is when the delivered event happened, the start of
+	// the delivery lag.
+	EventCreatedAt time.Time
 	// LeaseVersion is the fencing token: the outcome is recorded only if
 	// the row still carries it.
 	LeaseVersion int64
@@ -318,14 +321,14 @@ func (w *Worker) Claim(ctx context.Context, sh *sharding.Shard, n int) ([]Job, e
 				WHERE status = 'pending' AND next_attempt_at <= $3 AND (lease_expires_at IS NULL OR lease_expires_at <= $3)
 				ORDER BY next_attempt_at LIMIT $4)
 			AND status = 'pending' AND next_attempt_at <= $3 AND (lease_expires_at IS NULL OR lease_expires_at <= $3)
-			RETURNING tenant_id, id, event_id, endpoint_id, attempts, started_at, lease_version`,
+			RETURNING tenant_id, id, event_id, endpoint_id, attempts, started_at, lease_version, event_created_at`,
 			w.opts.Owner, now.Add(w.opts.Lease), now, n)
 		if err != nil {
 			return fmt.Errorf("claim webhook deliveries: %w", err)
 		}
 		jobs, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Job, error) {
 			j := Job{Shard: sh}
-			err := r.Scan(&j.TenantID, &j.DeliveryID, &j.EventID, &j.EndpointID, &j.Attempt, &j.StartedAt, &j.LeaseVersion)
+			err := r.Scan(&j.TenantID, &j.DeliveryID, &j.EventID, &j.EndpointID, &j.Attempt, &j.StartedAt, &j.LeaseVersion, &j.EventCreatedAt)
 			return j, err
 		})
 		if err != nil {
@@ -574,6 +577,11 @@ func (w *Worker) Record(ctx context.Context, j Job, res Result) error {
 	default:
 		w.opts.Metrics.outcome(string(status))
 		w.opts.Metrics.finished(j.Attempt)
+	}
+	if status == DeliverySucceeded {
+		// A delivery succeeds once: the lease version discards any later
+		// outcome of the same delivery.
+		w.opts.Metrics.lag(now.Sub(j.EventCreatedAt))
 	}
 	if disabled {
 		w.opts.Logger.Warn("webhook endpoint disabled: every delivery failed for the retry span",

@@ -42,6 +42,9 @@ type config struct {
 	IdempotencyLease time.Duration
 	// PprofAddr, when set, serves Go's profiler there (loopback only).
 	PprofAddr string
+	// WorkerMetricsAddr is where `payments worker` serves /metrics and
+	// /healthz; "off" serves nothing.
+	WorkerMetricsAddr string
 	Batch     txn.BatchOptions
 	// BatchLanes is the number of batchers per shard.
 	BatchLanes int
@@ -58,6 +61,10 @@ type webhookConfig struct {
 	PollInterval         time.Duration
 	Schedule             webhooks.Schedule
 }
+
+// WorkerMetricsAddrDefault is where `payments worker` serves /metrics
+// unless PAYMENTS_WORKER_METRICS_ADDR says otherwise.
+const WorkerMetricsAddrDefault = "127.0.0.1:9090"
 
 // AdminTokenLengthMin keeps the admin token out of guessing range.
 const AdminTokenLengthMin = 32
@@ -190,6 +197,13 @@ func loadConfig(getenv func(string) string, needAdmin bool) (config, error) {
 		host, _, err := net.SplitHostPort(c.PprofAddr)
 		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
 			return c, fmt.Errorf("PAYMENTS_PPROF_ADDR=%q: want a loopback host:port such as 127.0.0.1:6060; the profiler must not be reachable from the network", c.PprofAddr)
+		}
+	}
+
+	c.WorkerMetricsAddr = e.or("PAYMENTS_WORKER_METRICS_ADDR", WorkerMetricsAddrDefault)
+	if c.WorkerMetricsAddr != "off" {
+		if _, port, err := net.SplitHostPort(c.WorkerMetricsAddr); err != nil || port == "" {
+			return c, fmt.Errorf("PAYMENTS_WORKER_METRICS_ADDR=%q: want host:port, such as 0.0.0.0:9090, or off", c.WorkerMetricsAddr)
 		}
 	}
 
