@@ -45,7 +45,7 @@ type config struct {
 	// WorkerMetricsAddr is where `payments worker` serves /metrics and
 	// /healthz; "off" serves nothing.
 	WorkerMetricsAddr string
-	Batch     txn.BatchOptions
+	Batch             txn.BatchOptions
 	// BatchLanes is the number of batchers per shard.
 	BatchLanes int
 	Webhooks   webhookConfig
