@@ -23,6 +23,7 @@ type Metrics struct {
 	oldestAge           *prometheus.GaugeVec
 	dispatched          prometheus.Counter
 	deliveryLag         prometheus.Histogram
+	backlogAge          *prometheus.GaugeVec
 }
 
 // NewMetrics registers the metrics on reg. Registering twice on one
@@ -51,6 +52,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "payments_webhook_events_dispatched_total",
 			Help: "Events fanned out to deliveries.",
 		})),
+		backlogAge: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "payments_webhook_backlog_age_seconds",
+			Help: "How late the webhook worker is, per shard: the age of the oldest event not fanned out, or the longest a due delivery has waited for its attempt; deliveries waiting for a later retry do not count. 0 when none.",
+		}, []string{"shard"})),
 		deliveryLag: register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "payments_webhook_delivery_lag_seconds",
 			Help:    "Time from an event to its successful delivery to an endpoint (retries included).",
@@ -102,6 +107,12 @@ func (m *Metrics) stale() {
 func (m *Metrics) age(shard string, seconds float64) {
 	if m != nil {
 		m.oldestAge.WithLabelValues(shard).Set(seconds)
+	}
+}
+
+func (m *Metrics) backlog(shard string, seconds float64) {
+	if m != nil {
+		m.backlogAge.WithLabelValues(shard).Set(seconds)
 	}
 }
 

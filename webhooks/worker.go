@@ -674,24 +674,34 @@ func (w *Worker) work(ctx context.Context, j Job, log *slog.Logger) {
 }
 
 // refreshGauge sets the age of the shard's oldest event that is not
-// dispatched yet or has a pending delivery.
+// dispatched yet or has a pending delivery, and how late the worker is: the
+// oldest event not fanned out or the longest a due delivery has waited for
+// its attempt. The second ignores deliveries waiting for their next retry,
+// so an endpoint that keeps failing does not make the worker look late.
 func (w *Worker) refreshGauge(ctx context.Context, sh *sharding.Shard, log *slog.Logger) {
-	var a, b *time.Time
+	var a, b, due *time.Time
+	now := w.opts.Now()
 	err := sh.Pool.QueryRow(ctx, `SELECT (SELECT min(created_at) FROM event_outbox),
-		(SELECT min(event_created_at) FROM webhook_deliveries WHERE status = 'pending')`).Scan(&a, &b)
+		(SELECT min(event_created_at) FROM webhook_deliveries WHERE status = 'pending'),
+		(SELECT min(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1)`, now).Scan(&a, &b, &due)
 	if err != nil {
 		if ctx.Err() == nil {
 			log.Warn("webhook backlog age", "error", err.Error())
 		}
 		return
 	}
-	oldest := a
-	if oldest == nil || (b != nil && b.Before(*oldest)) {
-		oldest = b
+	ageOf := func(ts ...*time.Time) float64 {
+		var oldest *time.Time
+		for _, t := range ts {
+			if t != nil && (oldest == nil || t.Before(*oldest)) {
+				oldest = t
+			}
+		}
+		if oldest == nil {
+			return 0
+		}
+		return max(now.Sub(*oldest).Seconds(), 0)
 	}
-	age := 0.0
-	if oldest != nil {
-		age = max(w.opts.Now().Sub(*oldest).Seconds(), 0)
-	}
-	w.opts.Metrics.age(sh.Name, age)
+	w.opts.Metrics.age(sh.Name, ageOf(a, b))
+	w.opts.Metrics.backlog(sh.Name, ageOf(a, due))
 }
