@@ -77,7 +77,13 @@ func (s *Service) reconcileShard(ctx context.Context, sh *sharding.Shard, cutoff
 	for _, k := range ops {
 		p, err := getPayment(ctx, sh.Pool, k.tenant, k.id)
 		if err == nil {
-			_, err = s.finishOperation(ctx, sh, p, nil, nil)
+			var out Payment
+			out, err = s.finishOperation(ctx, sh, p, nil, nil)
+			if p.Operation == OpAuthorize && p.Status == StatusPending && out.Status != StatusPending && (err == nil || isOutcome(err)) {
+				// An interrupted creation reached its final state here:
+				// its confirmation took from its creation until now.
+				s.metrics.confirmed(p.Processor, string(out.Status), s.now().Sub(p.CreatedAt))
+			}
 		}
 		if err != nil && !isOutcome(err) {
 			st.Errors++
