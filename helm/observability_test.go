@@ -169,7 +169,7 @@ func readRepoFile(t *testing.T, path string) []byte {
 func TestChartShipsTheDeployFiles(t *testing.T) {
 	t.Parallel()
 	for src, copied := range map[string]string{
-		"deploy/prometheus/payments-rules.yaml":   "helm/payments/files/payments-rules.yaml",
+		"deploy/prometheus/payments-rules.yaml":  "helm/payments/files/payments-rules.yaml",
 		"deploy/grafana/payments-dashboard.json": "helm/payments/files/payments-dashboard.json",
 	} {
 		if !bytes.Equal(readRepoFile(t, src), readRepoFile(t, copied)) {
