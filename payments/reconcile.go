@@ -79,7 +79,7 @@ func (s *Service) reconcileShard(ctx context.Context, sh *sharding.Shard, cutoff
 		if err == nil {
 			var out Payment
 			out, err = s.finishOperation(ctx, sh, p, nil, nil)
-			if p.Operation == OpAuthorize && awaitingOutcome(p.Status) && !awaitingOutcome(out.Status) && (err == nil || isOutcome(err)) {
+			if p.Operation == OpAuthorize && p.Status == StatusPending && out.Status != StatusPending && (err == nil || isOutcome(err)) {
 				// An interrupted creation reached its final state here:
 				// its confirmation took from its creation until now.
 				s.metrics.confirmed(p.Processor, string(out.Status), s.now().Sub(p.CreatedAt))

@@ -664,7 +664,7 @@ func (s *Service) ApplyUpdate(ctx context.Context, u processor.Update) error {
 		if err != nil {
 			return err
 		}
-		out, wasPending = cur, awaitingOutcome(cur.Status)
+		out, wasPending = cur, cur.Status == StatusPending
 		if cur.Operation != OpNone {
 			// The running operation records the outcome itself; a
 			// notification is not marked as seen, so a redelivery after
@@ -702,10 +702,9 @@ func (s *Service) ApplyUpdate(ctx context.Context, u processor.Update) error {
 	}
 	if changed {
 		s.cachePut(ctx, out)
-		if wasPending && !awaitingOutcome(out.Status) {
-			// A payment still pending (or waiting for its customer's
-			// action) when its request ended reached its final state:
-			// from its creation to now.
+		if wasPending && out.Status != StatusPending {
+			// A payment that was still pending when its request ended
+			// reached its final state: from its creation to now.
 			s.metrics.confirmed(out.Processor, string(out.Status), s.now().Sub(out.CreatedAt))
 		}
 	}
