@@ -12,14 +12,16 @@ import (
 )
 
 // Outcome labels of payments_payment_confirmation_duration_seconds besides
-// the final statuses (succeeded, requires_capture, failed, canceled).
+// the statuses a creation ends in (succeeded, requires_capture, failed, and
+// requires_action while the customer authenticates, which is not observed
+// again: the customer's time is not the service's).
 const (
 	// ConfirmationPending: the request ended with the payment still
 	// pending (processor unavailable or asynchronous); its final state is
 	// observed again, from its creation, when it arrives.
 	ConfirmationPending = "pending"
-	// ConfirmationError: the request failed before an outcome was known
-	// (a refused idempotency key, a database error).
+	// ConfirmationError: recording the payment or its outcome failed (a
+	// database error); idempotency refusals and replays are not observed.
 	ConfirmationError = "error"
 )
 
@@ -55,7 +57,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		confirmation: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "payments_payment_confirmation_duration_seconds",
-			Help:    "Time from a payment's creation request to its final state, by processor and outcome (succeeded, requires_capture, failed; pending when the request ended without one, error when it failed before an outcome). A payment finished later by a notification or the reconciler is observed from its creation.",
+			Help:    "Time from a payment's creation request to its final state, by processor and outcome (succeeded, requires_capture, failed, requires_action; pending when the request ended without an outcome, error when recording failed). A pending payment that reaches its final state later, through a notification or the reconciler, is observed again from its creation.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .15, .2, .3, .5, 1, 2.5, 5, 10, 30, 60, 300, 3600},
 		}, []string{"processor", "outcome"})),
 		backlog: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
