@@ -291,7 +291,7 @@ func TestRulesAndDashboardQueryExposedMetrics(t *testing.T) {
 		"PAYMENTS_ADMIN_TOKEN": token, "PAYMENTS_HTTP_ADDR": addr, "PAYMENTS_WORKER_METRICS_ADDR": workerAddr,
 		"STRIPE_SECRET_KEY": platformKey, "STRIPE_API_BASE": d.URL, "PAYMENTS_ENCRYPTION_KEY": encryptionKey,
 		"PAYMENTS_STRIPE_NETWORK_RETRIES": "0", "PAYMENTS_STRIPE_BREAKER_FAILURES": "2", "PAYMENTS_STRIPE_BREAKER_OPEN_SECONDS": "300",
-		"PAYMENTS_PROCESSOR_TIMEOUT_SECONDS": "1", "PAYMENTS_STRIPE_CALL_TIMEOUT_SECONDS": "1", "PAYMENTS_RECONCILE_AGE_SECONDS": "2", "PAYMENTS_RECONCILE_INTERVAL_SECONDS": "1",
+		"PAYMENTS_PROCESSOR_TIMEOUT_SECONDS": "1", "PAYMENTS_STRIPE_CALL_TIMEOUT_SECONDS": "1", "PAYMENTS_RECONCILE_AGE_SECONDS": "5", "PAYMENTS_RECONCILE_INTERVAL_SECONDS": "1",
 		"PAYMENTS_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true", "PAYMENTS_WEBHOOK_POLL_INTERVAL_MS": "20",
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -343,7 +343,8 @@ func TestRulesAndDashboardQueryExposedMetrics(t *testing.T) {
 	}
 	// A Stripe outage: two 500s open the API's breaker (two failures, no
 	// network retries); both payments stay pending for the reconciler,
-	// and the next creation is refused at once.
+	// and the next creation is refused at once. (The reconcilers take
+	// operations older than 5 s, so none of them uses up a scripted fault.)
 	d.Script(stripetest.OpCreate, stripetest.Fault{Kind: stripetest.FaultStatus, Status: 500}, stripetest.Fault{Kind: stripetest.FaultStatus, Status: 500})
 	for i := range 2 {
 		if status, body = call(t, "POST", base+"/v1/payments", sk, []byte(`{"amount":500,"currency":"usd","payment_method":"pm_card_visa"}`)); status != http.StatusServiceUnavailable {
