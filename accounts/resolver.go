@@ -20,6 +20,10 @@ const AdaptersMax = 10_000
 // its secret key.
 type NewStripeFunc func(secretKey string) (processor.Processor, error)
 
+// NewTenantStripeFunc is NewStripeFunc told whose account it is (the
+// tenant's ID, ten_...), for metrics that name the account.
+type NewTenantStripeFunc func(tenant, secretKey string) (processor.Processor, error)
+
 // Resolver picks each tenant's processor: its own Stripe account when the
 // Store has one, else the platform's. Tenant adapters are kept per tenant
 // and rebuilt only when the key changes, so each keeps its circuit
@@ -28,6 +32,7 @@ type Resolver struct {
 	store     *Store
 	platform  processor.Processor
 	newStripe NewStripeFunc
+	newTenant NewTenantStripeFunc
 
 	mu       sync.Mutex
 	adapters map[uuid.UUID]tenantAdapter
@@ -45,6 +50,13 @@ type closer interface{ Close() }
 // NewResolver returns a Resolver. store may be nil (no tenant accounts).
 func NewResolver(store *Store, platform processor.Processor, newStripe NewStripeFunc) *Resolver {
 	return &Resolver{store: store, platform: platform, newStripe: newStripe, adapters: map[uuid.UUID]tenantAdapter{}}
+}
+
+// NewTenantResolver is NewResolver with a factory that is told the tenant.
+func NewTenantResolver(store *Store, platform processor.Processor, newTenant NewTenantStripeFunc) *Resolver {
+	r := NewResolver(store, platform, nil)
+	r.newTenant = newTenant
+	return r
 }
 
 // Platform returns the platform's processor.
@@ -122,7 +134,12 @@ func (r *Resolver) own(ctx context.Context, id uuid.UUID) (processor.Processor, 
 	if a, ok := r.adapters[id]; ok && a.key == sum {
 		return a.proc, true, nil
 	}
-	p, err := r.newStripe(acct.SecretKey)
+	var p processor.Processor
+	if r.newTenant != nil {
+		p, err = r.newTenant(ids.Format(ids.PrefixTenant, id), acct.SecretKey)
+	} else {
+		p, err = r.newStripe(acct.SecretKey)
+	}
 	if err != nil {
 		return nil, false, err
 	}

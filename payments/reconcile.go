@@ -32,12 +32,21 @@ type ReconcileStats struct {
 // running.
 func (s *Service) Reconcile(ctx context.Context, age time.Duration) (ReconcileStats, error) {
 	var st ReconcileStats
-	cutoff := s.now().Add(-age)
+	start := s.now()
+	cutoff := start.Add(-age)
 	for _, sh := range s.router.Map().All() {
 		if err := s.reconcileShard(ctx, sh, cutoff, &st); err != nil {
+			s.metrics.reconciled(false, st.Errors, s.now().Sub(start), s.now())
 			return st, fmt.Errorf("reconcile shard %s: %w", sh.Name, err)
 		}
+		// What is left after the pass: work the reconciler could not
+		// finish, or more than one pass takes.
+		if err := s.metrics.measureBacklog(ctx, sh, cutoff, s.now()); err != nil {
+			s.metrics.reconciled(false, st.Errors, s.now().Sub(start), s.now())
+			return st, fmt.Errorf("reconciler backlog of shard %s: %w", sh.Name, err)
+		}
 	}
+	s.metrics.reconciled(true, st.Errors, s.now().Sub(start), s.now())
 	return st, nil
 }
 
@@ -68,7 +77,13 @@ func (s *Service) reconcileShard(ctx context.Context, sh *sharding.Shard, cutoff
 	for _, k := range ops {
 		p, err := getPayment(ctx, sh.Pool, k.tenant, k.id)
 		if err == nil {
-			_, err = s.finishOperation(ctx, sh, p, nil, nil)
+			var out Payment
+			out, err = s.finishOperation(ctx, sh, p, nil, nil)
+			if p.Operation == OpAuthorize && p.Status == StatusPending && out.Status != StatusPending && (err == nil || isOutcome(err)) {
+				// An interrupted creation reached its final state here:
+				// its confirmation took from its creation until now.
+				s.metrics.confirmed(p.Processor, string(out.Status), s.now().Sub(p.CreatedAt))
+			}
 		}
 		if err != nil && !isOutcome(err) {
 			st.Errors++

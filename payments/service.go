@@ -114,6 +114,9 @@ type Options struct {
 	// Tracer, when set, gives each processor call a span inside a traced
 	// request; nil records nothing.
 	Tracer trace.Tracer
+	// Metrics records confirmation latency and the reconciler's backlog;
+	// nil records nothing.
+	Metrics *Metrics
 }
 
 // Service implements the payment and refund use cases.
@@ -127,6 +130,7 @@ type Service struct {
 	timeout time.Duration
 	batch   batchers
 	tracer  trace.Tracer
+	metrics *Metrics
 }
 
 // NewService returns the service.
@@ -154,7 +158,7 @@ func NewService(o Options) *Service {
 		}
 	}
 	return &Service{router: o.Router, procs: procs, cache: o.Cache, geo: o.Geo, now: o.Now, log: o.Logger, timeout: o.ProcessorTimeout,
-		batch: batchers{opts: o.Batch, lanes: o.BatchLanes}, tracer: o.Tracer}
+		batch: batchers{opts: o.Batch, lanes: o.BatchLanes}, tracer: o.Tracer, metrics: o.Metrics}
 }
 
 // DetachedSlack is how long the recording of an outcome may take after the
@@ -327,6 +331,7 @@ func declineError(p Payment) error {
 // (503; the payment stays pending and is finished by the reconciler or a
 // retry with the same Idempotency-Key), idempotency codes.
 func (s *Service) Create(ctx context.Context, tenantID uuid.UUID, p CreateParams) (Payment, error) {
+	start := s.now()
 	loc, err := validateCreate(&p)
 	if err != nil {
 		return Payment{}, err
@@ -371,6 +376,7 @@ func (s *Service) Create(ctx context.Context, tenantID uuid.UUID, p CreateParams
 	}
 	u := &writeUnit{create: &pay, idem: idem}
 	if err := s.write(ctx, sh, tenantID, u); err != nil {
+		s.metrics.confirmed(pay.Processor, ConfirmationError, s.now().Sub(start))
 		return Payment{}, err
 	}
 	if u.refused != nil {
@@ -390,7 +396,9 @@ func (s *Service) Create(ctx context.Context, tenantID uuid.UUID, p CreateParams
 	}
 	dctx, cancel := s.detached(ctx)
 	defer cancel()
-	return s.finishOperation(dctx, sh, pay, idem, proc)
+	out, err := s.finishOperation(dctx, sh, pay, idem, proc)
+	s.metrics.confirmed(pay.Processor, confirmationOutcome(out, err), s.now().Sub(start))
+	return out, err
 }
 
 // finishOperation drives a payment's started operation to its recorded end
@@ -825,14 +833,14 @@ func (s *Service) ApplyUpdate(ctx context.Context, u processor.Update) error {
 		}
 	}
 	var out Payment
-	var changed, deferred bool
+	var changed, deferred, wasPending bool
 	err = s.run(ctx, sh, tenantID, func(ctx context.Context, tx pgx.Tx) error {
 		changed, deferred = false, false
 		cur, err := getPayment(ctx, tx, tenantID, id)
 		if err != nil {
 			return err
 		}
-		out = cur
+		out, wasPending = cur, cur.Status == StatusPending
 		if cur.Operation != OpNone {
 			// The running operation records the outcome itself; a
 			// notification is not marked as seen, so a redelivery after
@@ -870,6 +878,11 @@ func (s *Service) ApplyUpdate(ctx context.Context, u processor.Update) error {
 	}
 	if changed {
 		s.cachePut(ctx, out)
+		if wasPending && out.Status != StatusPending {
+			// A payment that was still pending when its request ended
+			// reached its final state: from its creation to now.
+			s.metrics.confirmed(out.Processor, string(out.Status), s.now().Sub(out.CreatedAt))
+		}
 	}
 	if deferred {
 		e := errcode.New(errcode.KindUnavailable, CodeUpdateDeferred, "an operation on this payment is in progress; deliver the notification again later")

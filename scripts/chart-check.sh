@@ -58,7 +58,7 @@ module_dir() {
   sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p' <<<"$json"
 }
 
-stamp="$k8s_modules_version $prometheus_operator_version $(cksum <helm/kubeschema/main.go)"
+stamp="$k8s_modules_version $prometheus_operator_version servicemonitors,prometheusrules $(cksum <helm/kubeschema/main.go)"
 if [[ "$(cat "$schemas/.stamp" 2>/dev/null)" != "$stamp" ]]; then
   echo "chart-check: generating kubeconform schemas into $schemas (once)"
   cli_runtime=$(module_dir "k8s.io/cli-runtime@$k8s_modules_version")
@@ -72,7 +72,8 @@ if [[ "$(cat "$schemas/.stamp" 2>/dev/null)" != "$stamp" ]]; then
     "$client_go/openapi/openapitest/testdata/api__v1_openapi.json" \
     "$client_go/openapi/openapitest/testdata/apis__apps__v1_openapi.json" \
     "$client_go/openapi/openapitest/testdata/apis__batch__v1_openapi.json" \
-    "$prom/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml"
+    "$prom/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" \
+    "$prom/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml"
   echo "$stamp" >"$schemas/.stamp"
 fi
 

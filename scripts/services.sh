@@ -73,7 +73,17 @@ pg_up() {
   local bin data
   bin=$(pg_bindir)
   data=$(pg_data_dir)
-  if "$bin/pg_isready" -q -h 127.0.0.1 -p "$pg_port" 2>/dev/null; then return 0; fi
+  if "$bin/pg_isready" -q -h 127.0.0.1 -p "$pg_port" 2>/dev/null; then
+    # Reuse only this folder's own server, never another checkout's that
+    # happens to listen on the port.
+    local theirs ours
+    theirs=$(psql -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -tAc 'SHOW data_directory' 2>/dev/null || true)
+    ours=$(readlink -f "$data" 2>/dev/null || echo "$data")
+    if [[ -n "$theirs" && "$(readlink -f "$theirs" 2>/dev/null || echo "$theirs")" != "$ours" ]]; then
+      die "port $pg_port serves another PostgreSQL (data in $theirs, not $ours): choose another port"
+    fi
+    return 0
+  fi
   mkdir -p "$(dirname "$data")"
   if [[ ! -s "$data/PG_VERSION" ]]; then
     mkdir -p "$data"
@@ -101,8 +111,16 @@ pg_up() {
 }
 
 redis_up() {
-  if redis-cli -h 127.0.0.1 -p "$redis_port" ping >/dev/null 2>&1; then return 0; fi
   mkdir -p "$dir/redis"
+  if redis-cli -h 127.0.0.1 -p "$redis_port" ping >/dev/null 2>&1; then
+    # As for PostgreSQL: only this folder's own Redis is reused.
+    local theirs
+    theirs=$(redis-cli -h 127.0.0.1 -p "$redis_port" config get dir 2>/dev/null | sed -n 2p || true)
+    if [[ -n "$theirs" && "$theirs" != "$(cd "$dir/redis" && pwd -P)" ]]; then
+      die "port $redis_port serves another Redis (data in $theirs): choose another port"
+    fi
+    return 0
+  fi
   redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$(cd "$dir/redis" && pwd)" \
     --daemonize yes --pidfile "$(cd "$dir/redis" && pwd)/redis.pid" --logfile redis.log \
     --save "" --appendonly no >/dev/null 9>&- || die "redis-server did not start, see $dir/redis/redis.log"

@@ -3,12 +3,24 @@
 # folder (so it runs beside `make run`), stripe-mock (Stripe's official API
 # mock, built once with `go install`) on its own port, then the whole suite
 # with the race detector. The services it starts are stopped when it ends.
+#
+# Each checkout has its own ports, derived from its path, and its own data
+# under .dev/test, so two checkouts can run `make test` at once on one
+# machine. PAYMENTS_TEST_PG_PORT, PAYMENTS_TEST_REDIS_PORT and
+# PAYMENTS_TEST_STRIPE_MOCK_PORT override the derived ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pg_port=${PAYMENTS_TEST_PG_PORT:-25432}
-redis_port=${PAYMENTS_TEST_REDIS_PORT:-26379}
-stripe_mock_port=${PAYMENTS_TEST_STRIPE_MOCK_PORT:-22111}
+# Three consecutive ports from 20000 to 31999, below Linux's ephemeral range
+# (32768 and up) so that no outgoing connection holds them: 4000 slots, so
+# two checkouts share a slot with a chance of 1 in 4000, and then the
+# checks below say so rather than share services.
+slot=$(( $(printf '%s' "$(pwd -P)" | cksum | cut -d' ' -f1) % 4000 ))
+port_base=$(( 20000 + slot * 3 ))
+pg_port=${PAYMENTS_TEST_PG_PORT:-$port_base}
+redis_port=${PAYMENTS_TEST_REDIS_PORT:-$((port_base + 1))}
+stripe_mock_port=${PAYMENTS_TEST_STRIPE_MOCK_PORT:-$((port_base + 2))}
+echo "test: PostgreSQL on $pg_port, Redis on $redis_port, stripe-mock on $stripe_mock_port (data in .dev/test)"
 stripe_mock_version=v0.203.0
 stripe_mock_dir=.dev/stripe-mock/$stripe_mock_version
 dir=.dev/test
@@ -32,8 +44,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# stripe-mock also serves HTTPS, on 12112 unless told otherwise: a port the
-# system picks keeps a second checkout's run from failing on it.
+# stripe-mock also serves HTTPS, on port 12112 for every checkout unless
+# told otherwise, and exits when that port is taken: give it a free one.
 "$stripe_mock_dir/stripe-mock" -http-addr "127.0.0.1:$stripe_mock_port" -https-addr "127.0.0.1:" >"$dir/stripe-mock.log" 2>&1 &
 stripe_mock_pid=$!
 for _ in $(seq 1 100); do

@@ -2,6 +2,7 @@ package webhooks
 
 import (
 	"errors"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -21,13 +22,15 @@ type Metrics struct {
 	staleDiscards       prometheus.Counter
 	oldestAge           *prometheus.GaugeVec
 	dispatched          prometheus.Counter
+	deliveryLag         prometheus.Histogram
+	backlogAge          *prometheus.GaugeVec
 }
 
 // NewMetrics registers the metrics on reg. Registering twice on one
 // registry reuses the first collectors, so several workers of one process
 // share them.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	return &Metrics{
+	m := &Metrics{
 		deliveries: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "payments_webhook_deliveries_total",
 			Help: "Webhook attempt outcomes: succeeded and failed end a delivery, retry schedules another attempt.",
@@ -49,7 +52,22 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "payments_webhook_events_dispatched_total",
 			Help: "Events fanned out to deliveries.",
 		})),
+		backlogAge: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "payments_webhook_backlog_age_seconds",
+			Help: "How late the webhook worker is, per shard: the age of the oldest event not fanned out, or the longest a due delivery has waited for its attempt; deliveries waiting for a later retry do not count. 0 when none.",
+		}, []string{"shard"})),
+		deliveryLag: register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "payments_webhook_delivery_lag_seconds",
+			Help:    "Time from an event to its successful delivery to an endpoint (retries included).",
+			Buckets: []float64{.05, .1, .25, .5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 6 * 3600, 86400, 3 * 86400},
+		})),
 	}
+	// Every outcome exists from the start, so ratios over them are
+	// defined before the first failure.
+	for _, o := range []string{OutcomeSucceeded, OutcomeFailed, OutcomeRetry} {
+		m.deliveries.WithLabelValues(o)
+	}
+	return m
 }
 
 func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
@@ -89,6 +107,18 @@ func (m *Metrics) stale() {
 func (m *Metrics) age(shard string, seconds float64) {
 	if m != nil {
 		m.oldestAge.WithLabelValues(shard).Set(seconds)
+	}
+}
+
+func (m *Metrics) backlog(shard string, seconds float64) {
+	if m != nil {
+		m.backlogAge.WithLabelValues(shard).Set(seconds)
+	}
+}
+
+func (m *Metrics) lag(d time.Duration) {
+	if m != nil {
+		m.deliveryLag.Observe(max(d, 0).Seconds())
 	}
 }
 

@@ -314,6 +314,9 @@ type Job struct {
 	Attempt int
 	// StartedAt is when the delivery's cycle began.
 	StartedAt time.Time
+	// EventCreatedAt is when the delivered event happened, the start of
+	// the delivery lag.
+	EventCreatedAt time.Time
 	// LeaseVersion is the fencing token: the outcome is recorded only if
 	// the row still carries it.
 	LeaseVersion int64
@@ -385,14 +388,14 @@ func (w *Worker) claim(ctx context.Context, sh *sharding.Shard, n int, fl *infli
 			SET lease_owner = $1, lease_expires_at = $2, lease_version = lease_version + 1, attempts = attempts + 1, updated_at = $3
 			WHERE (tenant_id, id) IN (SELECT t, d FROM unnest($4::UUID[], $5::UUID[]) AS p (t, d))
 			AND status = 'pending' AND next_attempt_at <= $3 AND (lease_expires_at IS NULL OR lease_expires_at <= $3)
-			RETURNING tenant_id, id, event_id, endpoint_id, attempts, started_at, lease_version`,
+			RETURNING tenant_id, id, event_id, endpoint_id, attempts, started_at, lease_version, event_created_at`,
 			w.opts.Owner, now.Add(w.opts.Lease), now, tenants, deliveries)
 		if err != nil {
 			return fmt.Errorf("claim webhook deliveries: %w", err)
 		}
 		jobs, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Job, error) {
 			j := Job{Shard: sh}
-			err := r.Scan(&j.TenantID, &j.DeliveryID, &j.EventID, &j.EndpointID, &j.Attempt, &j.StartedAt, &j.LeaseVersion)
+			err := r.Scan(&j.TenantID, &j.DeliveryID, &j.EventID, &j.EndpointID, &j.Attempt, &j.StartedAt, &j.LeaseVersion, &j.EventCreatedAt)
 			return j, err
 		})
 		if err != nil {
@@ -757,6 +760,11 @@ func (w *Worker) Record(ctx context.Context, j Job, res Result) error {
 		w.opts.Metrics.outcome(string(status))
 		w.opts.Metrics.finished(j.Attempt)
 	}
+	if status == DeliverySucceeded {
+		// A delivery succeeds once: the lease version discards any later
+		// outcome of the same delivery.
+		w.opts.Metrics.lag(now.Sub(j.EventCreatedAt))
+	}
 	if disabled {
 		w.opts.Logger.Warn("webhook endpoint disabled: every delivery failed for the retry span",
 			"tenant", ids.Format(ids.PrefixTenant, j.TenantID), "endpoint", ids.Format(ids.PrefixWebhook, j.EndpointID))
@@ -854,24 +862,34 @@ func (w *Worker) work(ctx context.Context, j Job, log *slog.Logger) {
 }
 
 // refreshGauge sets the age of the shard's oldest event that is not
-// dispatched yet or has a pending delivery.
+// dispatched yet or has a pending delivery, and how late the worker is: the
+// oldest event not fanned out or the longest a due delivery has waited for
+// its attempt. The second ignores deliveries waiting for their next retry,
+// so an endpoint that keeps failing does not make the worker look late.
 func (w *Worker) refreshGauge(ctx context.Context, sh *sharding.Shard, log *slog.Logger) {
-	var a, b *time.Time
+	var a, b, due *time.Time
+	now := w.opts.Now()
 	err := sh.Pool.QueryRow(ctx, `SELECT (SELECT min(created_at) FROM event_outbox),
-		(SELECT min(event_created_at) FROM webhook_deliveries WHERE status = 'pending')`).Scan(&a, &b)
+		(SELECT min(event_created_at) FROM webhook_deliveries WHERE status = 'pending'),
+		(SELECT min(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1)`, now).Scan(&a, &b, &due)
 	if err != nil {
 		if ctx.Err() == nil {
 			log.Warn("webhook backlog age", "error", err.Error())
 		}
 		return
 	}
-	oldest := a
-	if oldest == nil || (b != nil && b.Before(*oldest)) {
-		oldest = b
+	ageOf := func(ts ...*time.Time) float64 {
+		var oldest *time.Time
+		for _, t := range ts {
+			if t != nil && (oldest == nil || t.Before(*oldest)) {
+				oldest = t
+			}
+		}
+		if oldest == nil {
+			return 0
+		}
+		return max(now.Sub(*oldest).Seconds(), 0)
 	}
-	age := 0.0
-	if oldest != nil {
-		age = max(w.opts.Now().Sub(*oldest).Seconds(), 0)
-	}
-	w.opts.Metrics.age(sh.Name, age)
+	w.opts.Metrics.age(sh.Name, ageOf(a, b))
+	w.opts.Metrics.backlog(sh.Name, ageOf(a, due))
 }

@@ -48,7 +48,10 @@ type config struct {
 	// OTLPEndpoint, when set (OTEL_EXPORTER_OTLP_ENDPOINT), exports traces
 	// over OTLP/HTTP; empty creates no tracer provider at all.
 	OTLPEndpoint string
-	Batch        txn.BatchOptions
+	// WorkerMetricsAddr is where `payments worker` serves /metrics and
+	// /healthz; "off" serves nothing.
+	WorkerMetricsAddr string
+	Batch             txn.BatchOptions
 	// BatchLanes is the number of batchers per shard.
 	BatchLanes int
 	Webhooks   webhookConfig
@@ -96,6 +99,10 @@ type webhookConfig struct {
 	PollInterval         time.Duration
 	Schedule             webhooks.Schedule
 }
+
+// WorkerMetricsAddrDefault is where `payments worker` serves /metrics
+// unless PAYMENTS_WORKER_METRICS_ADDR says otherwise.
+const WorkerMetricsAddrDefault = "127.0.0.1:9090"
 
 // AdminTokenLengthMin keeps the admin token out of guessing range.
 const AdminTokenLengthMin = 32
@@ -236,6 +243,13 @@ func loadConfig(getenv func(string) string, needAdmin bool) (config, error) {
 	if c.OTLPEndpoint = e.or("OTEL_EXPORTER_OTLP_ENDPOINT", ""); c.OTLPEndpoint != "" {
 		if err := tracing.ValidateEndpoint(c.OTLPEndpoint); err != nil {
 			return c, fmt.Errorf("OTEL_EXPORTER_OTLP_ENDPOINT: %v", err)
+		}
+	}
+
+	c.WorkerMetricsAddr = e.or("PAYMENTS_WORKER_METRICS_ADDR", WorkerMetricsAddrDefault)
+	if c.WorkerMetricsAddr != "off" {
+		if _, port, err := net.SplitHostPort(c.WorkerMetricsAddr); err != nil || port == "" {
+			return c, fmt.Errorf("PAYMENTS_WORKER_METRICS_ADDR=%q: want host:port, such as 0.0.0.0:9090, or off", c.WorkerMetricsAddr)
 		}
 	}
 

@@ -102,6 +102,8 @@ func TestBadConfigurationIsOneClearLine(t *testing.T) {
 		"PAYMENTS_BATCH_INFLIGHT_MAX":             {"PAYMENTS_BATCH_INFLIGHT_MAX": "many"},
 		"PAYMENTS_PPROF_ADDR":                     {"PAYMENTS_PPROF_ADDR": "0.0.0.0:6060"},
 		"PAYMENTS_BATCH_LANES":                    {"PAYMENTS_BATCH_LANES": "0"},
+		"PAYMENTS_WORKER_METRICS_ADDR":            {"PAYMENTS_WORKER_METRICS_ADDR": "9090"},
+		"PAYMENTS_WORKER_METRICS_ADDR ":           {"PAYMENTS_WORKER_METRICS_ADDR": "0.0.0.0:"},
 	}
 	for want, override := range cases {
 		e := goodEnv()

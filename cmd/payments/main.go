@@ -34,6 +34,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/trace"
 
@@ -375,7 +376,7 @@ func openCore(ctx context.Context, c config, reg *prometheus.Registry, log *slog
 	k.sandbox = k.procs.sandbox
 	k.payments = payments.NewService(payments.Options{
 		Router: k.router, Accounts: k.procs.resolver.ForAccount, Cache: k.cache, Geo: k.geo, Logger: log, ProcessorTimeout: c.ProcessorTimeout,
-		Batch: batchOptions(c, reg), BatchLanes: c.BatchLanes, Tracer: tracing.Tracer(tp),
+		Batch: batchOptions(c, reg), BatchLanes: c.BatchLanes, Tracer: tracing.Tracer(tp), Metrics: payments.NewMetrics(reg),
 	})
 	closers = append(closers, k.payments.Close)
 	k.guard = &webhooks.Guard{AllowPrivateNetworks: c.Webhooks.AllowPrivateNetworks}
@@ -449,10 +450,44 @@ func worker(ctx context.Context, getenv func(string) string, stderr io.Writer) e
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	log.Info("working", "shards", len(k.shards.All()), "webhook_owner", hooks.Owner(), "version", version)
+	metricsAddr := ""
+	if c.WorkerMetricsAddr != "off" {
+		ln, err := net.Listen("tcp", c.WorkerMetricsAddr)
+		if err != nil {
+			return fmt.Errorf("listen on PAYMENTS_WORKER_METRICS_ADDR=%s: %v", c.WorkerMetricsAddr, err)
+		}
+		metricsAddr = ln.Addr().String()
+		ms := newMetricsServer(reg, log)
+		go func() {
+			if err := ms.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Warn("metrics server stopped", "error", err.Error())
+			}
+		}()
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = ms.Shutdown(sctx)
+		}()
+	}
+	log.Info("working", "shards", len(k.shards.All()), "webhook_owner", hooks.Owner(), "metrics_addr", metricsAddr, "version", version)
 	runWorkers(ctx, c, k.shards, k.payments, k.cache, hooks, log).Wait()
 	log.Info("stopped")
 	return nil
+}
+
+// newMetricsServer serves the worker's /metrics, and /healthz for the
+// kubelet's probes: the worker has no other listener.
+func newMetricsServer(reg *prometheus.Registry, log *slog.Logger) *http.Server {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"status":"ok"}`)
+	})
+	return &http.Server{
+		Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second,
+		IdleTimeout: 120 * time.Second, MaxHeaderBytes: 16 << 10, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 }
 
 func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) error {

@@ -208,8 +208,10 @@ func newProcessors(c config, router *sharding.Router, reg prometheus.Registerer,
 		return nil, err
 	}
 	p.accounts = accounts.NewStore(router, box, nil)
-	p.resolver = accounts.NewResolver(p.accounts, p.platform, func(key string) (processor.Processor, error) {
-		return stripe.New(c.Stripe.options(key, stripe.AccountTenant, metrics, log))
+	p.resolver = accounts.NewTenantResolver(p.accounts, p.platform, func(tenant, key string) (processor.Processor, error) {
+		o := c.Stripe.options(key, stripe.AccountTenant, metrics, log)
+		o.AccountID = tenant
+		return stripe.New(o)
 	})
 	return p, nil
 }

@@ -168,6 +168,8 @@ func TestWorkersSurviveSIGKILL(t *testing.T) {
 		"REDIS_URL="+dbtest.RedisURL(t), "PAYMENTS_REDIS_PREFIX="+dbtest.KeyPrefix(t),
 		"PAYMENTS_WEBHOOK_ALLOW_PRIVATE_NETWORKS=true", "PAYMENTS_WEBHOOK_TIMEOUT_SECONDS=2", "PAYMENTS_WEBHOOK_LEASE_SECONDS=3",
 		"PAYMENTS_WEBHOOK_POLL_INTERVAL_MS=20", "PAYMENTS_WEBHOOK_RETRY_BASE_MS=50", "PAYMENTS_WEBHOOK_CONCURRENCY=8",
+		// Two workers on one host: each its own metrics port.
+		"PAYMENTS_WORKER_METRICS_ADDR=127.0.0.1:0",
 	)
 	start := func(name string) (*exec.Cmd, *syncBuffer) {
 		t.Helper()

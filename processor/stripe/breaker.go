@@ -16,7 +16,9 @@ type breaker struct {
 	cb      *gobreaker.CircuitBreaker[struct{}]
 	open    time.Duration
 	account string
-	metrics *Metrics
+	// accountID labels the per-account state gauge.
+	accountID string
+	metrics   *Metrics
 
 	mu       sync.Mutex
 	openedAt time.Time
@@ -32,8 +34,8 @@ var errNotCounted = errors.New("not counted")
 // errCounted marks a call that failed for reasons on Stripe's side.
 var errCounted = errors.New("counted")
 
-func newBreaker(name, account string, failures uint32, open time.Duration, m *Metrics) *breaker {
-	b := &breaker{open: open, account: account, metrics: m, state: gobreaker.StateClosed}
+func newBreaker(name, account, accountID string, failures uint32, open time.Duration, m *Metrics) *breaker {
+	b := &breaker{open: open, account: account, accountID: accountID, metrics: m, state: gobreaker.StateClosed}
 	b.cb = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        name,
 		MaxRequests: 1,
@@ -49,11 +51,11 @@ func newBreaker(name, account string, failures uint32, open time.Duration, m *Me
 			}
 			b.state = to
 			if !b.closed {
-				m.breakerMoved(account, from, to)
+				m.breakerMoved(b, from, to)
 			}
 		},
 	})
-	m.breakerAdded(account, gobreaker.StateClosed)
+	m.breakerAdded(b, gobreaker.StateClosed)
 	return b
 }
 
@@ -90,7 +92,7 @@ func (b *breaker) close() {
 	defer b.mu.Unlock()
 	if !b.closed {
 		b.closed = true
-		b.metrics.breakerRemoved(b.account, b.state)
+		b.metrics.breakerRemoved(b, b.state)
 	}
 }
 

@@ -1,6 +1,7 @@
 package stripe
 
 import (
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,6 +42,21 @@ type Metrics struct {
 	calls    *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	breakers *prometheus.GaugeVec
+	// state is the breaker state of each account: the platform's, and
+	// each tenant's own by tenant ID (at most accounts.AdaptersMax).
+	state *prometheus.GaugeVec
+
+	mu sync.Mutex
+	// owners is the breaker that holds each account's state series: when
+	// a tenant's key changes, the new adapter's breaker takes the series
+	// over before the old one is closed.
+	owners map[string]*breaker
+}
+
+// BreakerStateValue is the value of payments_stripe_circuit_breaker_state
+// for each state.
+var BreakerStateValue = map[gobreaker.State]float64{
+	gobreaker.StateClosed: 0, gobreaker.StateHalfOpen: 1, gobreaker.StateOpen: 2,
 }
 
 // NewMetrics returns the Stripe metrics, registered with reg unless it is
@@ -60,6 +76,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "payments_stripe_circuit_breakers",
 			Help: "Stripe circuit breakers by account kind and state (closed, half-open, open). The platform account has one breaker: its state is the series whose value is 1.",
 		}, []string{"account", "state"}),
+		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "payments_stripe_circuit_breaker_state",
+			Help: "State of each Stripe account's circuit breaker: 0 closed, 1 half-open, 2 open. account_id is platform or the tenant (ten_...) whose own account it is.",
+		}, []string{"account_id"}),
+		owners: map[string]*breaker{},
 	}
 	if reg != nil {
 		reg.MustRegister(m)
@@ -73,6 +94,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.calls.Describe(ch)
 	m.duration.Describe(ch)
 	m.breakers.Describe(ch)
+	m.state.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -80,6 +102,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.calls.Collect(ch)
 	m.duration.Collect(ch)
 	m.breakers.Collect(ch)
+	m.state.Collect(ch)
 }
 
 func (m *Metrics) observe(account, op, outcome string, d time.Duration) {
@@ -91,15 +114,30 @@ func (m *Metrics) rejected(account, op string) {
 	m.calls.WithLabelValues(account, op, OutcomeRejected).Inc()
 }
 
-func (m *Metrics) breakerMoved(account string, from, to gobreaker.State) {
-	m.breakers.WithLabelValues(account, from.String()).Dec()
-	m.breakers.WithLabelValues(account, to.String()).Inc()
+func (m *Metrics) breakerMoved(b *breaker, from, to gobreaker.State) {
+	m.breakers.WithLabelValues(b.account, from.String()).Dec()
+	m.breakers.WithLabelValues(b.account, to.String()).Inc()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.owners[b.accountID] == b {
+		m.state.WithLabelValues(b.accountID).Set(BreakerStateValue[to])
+	}
 }
 
-func (m *Metrics) breakerAdded(account string, st gobreaker.State) {
-	m.breakers.WithLabelValues(account, st.String()).Inc()
+func (m *Metrics) breakerAdded(b *breaker, st gobreaker.State) {
+	m.breakers.WithLabelValues(b.account, st.String()).Inc()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.owners[b.accountID] = b
+	m.state.WithLabelValues(b.accountID).Set(BreakerStateValue[st])
 }
 
-func (m *Metrics) breakerRemoved(account string, st gobreaker.State) {
-	m.breakers.WithLabelValues(account, st.String()).Dec()
+func (m *Metrics) breakerRemoved(b *breaker, st gobreaker.State) {
+	m.breakers.WithLabelValues(b.account, st.String()).Dec()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.owners[b.accountID] == b {
+		delete(m.owners, b.accountID)
+		m.state.DeleteLabelValues(b.accountID)
+	}
 }

@@ -84,6 +84,10 @@ type Options struct {
 	BreakerOpen     time.Duration
 	// Account labels the metrics: AccountPlatform or AccountTenant.
 	Account string
+	// AccountID names the account in the per-account breaker state
+	// gauge: the tenant's ID for a tenant's own account; empty means
+	// Account.
+	AccountID string
 	// Metrics receives call and breaker metrics; nil keeps them
 	// unregistered.
 	Metrics *Metrics
@@ -169,6 +173,9 @@ func New(o Options) (*Adapter, error) {
 	if o.Account == "" {
 		o.Account = AccountPlatform
 	}
+	if o.AccountID == "" {
+		o.AccountID = o.Account
+	}
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics(nil)
 	}
@@ -188,7 +195,7 @@ func New(o Options) (*Adapter, error) {
 	return &Adapter{
 		intents: paymentintent.Client{B: backend, Key: o.SecretKey},
 		refunds: refund.Client{B: backend, Key: o.SecretKey},
-		breaker: newBreaker("stripe-"+o.Account, o.Account, uint32(o.BreakerFailures), o.BreakerOpen, o.Metrics),
+		breaker: newBreaker("stripe-"+o.Account, o.Account, o.AccountID, uint32(o.BreakerFailures), o.BreakerOpen, o.Metrics),
 		metrics: o.Metrics,
 		account: o.Account,
 	}, nil
