@@ -47,7 +47,14 @@ type config struct {
 	BatchLanes int
 	Webhooks   webhookConfig
 	Stripe     stripeConfig
+	// ClockOffset shifts the payments clock of this process (test-only:
+	// PAYMENTS_TEST_CLOCK_OFFSET_MS), so that the chaos suite can run two
+	// API processes whose clocks disagree.
+	ClockOffset time.Duration
 }
+
+// ClockOffsetMax bounds PAYMENTS_TEST_CLOCK_OFFSET_MS either way.
+const ClockOffsetMax = time.Hour
 
 // webhookConfig configures the webhook worker.
 type webhookConfig struct {
@@ -192,6 +199,12 @@ func loadConfig(getenv func(string) string, needAdmin bool) (config, error) {
 			return c, fmt.Errorf("PAYMENTS_PPROF_ADDR=%q: want a loopback host:port such as 127.0.0.1:6060; the profiler must not be reachable from the network", c.PprofAddr)
 		}
 	}
+
+	offsetMS, err := intFrom(e, "PAYMENTS_TEST_CLOCK_OFFSET_MS", 0, -int(ClockOffsetMax/time.Millisecond), int(ClockOffsetMax/time.Millisecond))
+	if err != nil {
+		return c, err
+	}
+	c.ClockOffset = time.Duration(offsetMS) * time.Millisecond
 
 	if c.Webhooks, err = loadWebhookConfig(e); err != nil {
 		return c, err
