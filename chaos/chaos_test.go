@@ -1,0 +1,54 @@
+package chaos
+
+import (
+	"flag"
+	"os"
+	"testing"
+	"time"
+)
+
+var (
+	flagDuration = flag.Duration("chaos.duration", 70*time.Second, "how long faults are injected (make test: the short profile; make chaos: 10m)")
+	flagSeed     = flag.Uint64("chaos.seed", 0, "seed of the fault schedule and the clients (0: from the clock; the seed is printed, pass it to replay)")
+	flagClients  = flag.Int("chaos.clients", 8, "concurrent merchant clients")
+	flagReport   = flag.String("chaos.report", "", "also write the table to this file")
+)
+
+// TestChaos is the fault-injection run: see the package doc. The short
+// profile of `make test` injects every fault kind once; `make chaos` runs
+// it for 10 minutes.
+func TestChaos(t *testing.T) {
+	seed := *flagSeed
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	// Printed first, so that a run that dies still names its seed.
+	t.Logf("chaos seed %d (replay: make chaos CHAOS_SEED=%d CHAOS_DURATION=%s)", seed, seed, *flagDuration)
+	cfg := Config{
+		Seed: seed, Duration: *flagDuration, Clients: *flagClients,
+		Profile: Profile{LengthMin: 2 * time.Second, LengthMax: 4 * time.Second, GapMin: 1 * time.Second, GapMax: 3 * time.Second},
+		Grace:   10 * time.Second, DrainMax: 120 * time.Second,
+	}
+	if *flagDuration > 5*time.Minute {
+		cfg.Profile = Profile{LengthMin: 2 * time.Second, LengthMax: 10 * time.Second, GapMin: 3 * time.Second, GapMax: 12 * time.Second}
+	}
+	rep := Run(t, cfg)
+	table := rep.Table()
+	t.Log("\n" + table)
+	if *flagReport != "" {
+		if err := os.WriteFile(*flagReport, []byte(table), 0o644); err != nil {
+			t.Error(err)
+		}
+	}
+	for _, k := range FaultKinds {
+		if len(rep.Faults[k]) == 0 {
+			t.Errorf("fault %s was never injected", k)
+		}
+	}
+	if rep.Acked == 0 {
+		t.Error("no payment was acknowledged: the run tested nothing")
+	}
+	if n := rep.ViolationCount(); n > 0 {
+		t.Errorf("%d violations (seed %d): see the table", n, seed)
+	}
+}
