@@ -1,17 +1,21 @@
 package chaos
 
 import (
+	"encoding/json"
 	"flag"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
 
 var (
-	flagDuration = flag.Duration("chaos.duration", 70*time.Second, "how long faults are injected (make test: the short profile; make chaos: 10m)")
+	flagDuration = flag.Duration("chaos.duration", 45*time.Second, "how long faults are injected (make test: the short profile; make chaos: 10m)")
 	flagSeed     = flag.Uint64("chaos.seed", 0, "seed of the fault schedule and the clients (0: from the clock; the seed is printed, pass it to replay)")
-	flagClients  = flag.Int("chaos.clients", 8, "concurrent merchant clients")
+	flagClients  = flag.Int("chaos.clients", 16, "concurrent merchant clients")
 	flagReport   = flag.String("chaos.report", "", "also write the table to this file")
+	flagLogs     = flag.String("chaos.logs", "", "also write each process's log into this folder")
+	flagHistory  = flag.String("chaos.history", "", "also write the history (every operation and attempt) to this file as JSON")
 )
 
 // TestChaos is the fault-injection run: see the package doc. The short
@@ -27,7 +31,7 @@ func TestChaos(t *testing.T) {
 	cfg := Config{
 		Seed: seed, Duration: *flagDuration, Clients: *flagClients,
 		Profile: Profile{LengthMin: 2 * time.Second, LengthMax: 4 * time.Second, GapMin: 1 * time.Second, GapMax: 3 * time.Second},
-		Grace:   10 * time.Second, DrainMax: 120 * time.Second,
+		WarmUp:  10 * time.Second, Grace: 10 * time.Second, GiveUpAfter: 90 * time.Second, DrainMax: 150 * time.Second,
 	}
 	if *flagDuration > 5*time.Minute {
 		cfg.Profile = Profile{LengthMin: 2 * time.Second, LengthMax: 10 * time.Second, GapMin: 3 * time.Second, GapMax: 12 * time.Second}
@@ -38,6 +42,27 @@ func TestChaos(t *testing.T) {
 	if *flagReport != "" {
 		if err := os.WriteFile(*flagReport, []byte(table), 0o644); err != nil {
 			t.Error(err)
+		}
+	}
+	if *flagHistory != "" {
+		b, err := json.MarshalIndent(rep.History, "", " ")
+		if err == nil {
+			err = os.WriteFile(*flagHistory, b, 0o644)
+		}
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if *flagLogs != "" {
+		for name, l := range rep.FullLogs {
+			if err := os.WriteFile(filepath.Join(*flagLogs, name+".log"), []byte(l), 0o644); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	if rep.ViolationCount() > 0 {
+		for _, l := range rep.Logs {
+			t.Log(l)
 		}
 	}
 	for _, k := range FaultKinds {

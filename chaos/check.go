@@ -18,6 +18,15 @@ import (
 	"github.com/payments-api/payments/ids"
 )
 
+// excuses5xx names the faults during which the API may answer 5xx: its
+// database or its processor failing. A killed process, a lost Redis or a
+// moved clock excuses none (a killed process's clients see no answer at
+// all, which they retry).
+var excuses5xx = map[string]bool{
+	FaultPostgresKill: true, FaultProxyDrop: true, FaultProxyStall: true,
+	FaultStripe500: true, FaultStripeTimeout: true, FaultStripeReset: true, FaultStripeSlow: true,
+}
+
 // violationsShownMax bounds how many violations of one kind a report lists.
 const violationsShownMax = 10
 
@@ -28,7 +37,7 @@ type Report struct {
 	Operations  map[string]map[string]int // kind → outcome → count
 	Faults      map[string][]Window
 	Acked       int // creates answered with a payment (2xx, or 402 for a decline)
-	Unknown     int // operations with at least one attempt without a definite answer
+	Unknown     int // writes with at least one attempt without a definite answer
 	Resolved    int // ... of which a retry reached a definite answer
 	Unresolved  int // ... still unknown when the client gave up
 	Lost        int // acknowledged writes the database does not hold
@@ -36,10 +45,15 @@ type Report struct {
 	Events      int
 	Delivered   int // distinct events the receiver got
 	Deliveries  int // all deliveries, duplicates included
-	FiveXX      int // 5xx answers, all inside fault windows unless a violation says otherwise
+	FiveXX      int // 5xx answers after the warm-up, all inside fault windows unless a violation says otherwise
+	WarmUp5xx   int // 5xx answers during the warm-up, on the empty database
+	Leased409   int // 409 answers: a retry found its key still held by an earlier attempt
 	Violations  map[string][]string
 	DrainTime   time.Duration
 	StripeCalls int
+	History     []*Op             `json:"-"`
+	Logs        []string          `json:"-"` // the ends of the processes' logs
+	FullLogs    map[string]string `json:"-"` // process name → its log
 }
 
 func (r *Report) violate(kind, format string, args ...any) {
@@ -87,7 +101,7 @@ func check(tb testing.TB, h *harness, cfg Config, tenants []tenant, ops []*Op, w
 			r.Operations[o.Kind] = map[string]int{}
 		}
 		r.Operations[o.Kind][o.Outcome]++
-		if o.Unknowns() > 0 {
+		if o.Unknowns() > 0 && o.Key != "" {
 			r.Unknown++
 			if o.Outcome == OutcomeUnknown {
 				r.Unresolved++
@@ -263,19 +277,40 @@ func check(tb testing.TB, h *harness, cfg Config, tenants []tenant, ops []*Op, w
 	// 5xx only inside a fault window (plus its grace).
 	for _, o := range ops {
 		for _, a := range o.Attempts {
+			if a.Status == http.StatusConflict {
+				r.Leased409++
+			}
 			if a.Status < 500 {
+				continue
+			}
+			if a.Start.Before(start) {
+				r.WarmUp5xx++
 				continue
 			}
 			r.FiveXX++
 			inside := false
 			for _, w := range windows {
+				if !excuses5xx[w.Kind] {
+					continue
+				}
 				if a.End.After(w.Start) && a.Start.Before(w.Healed.Add(cfg.Grace)) {
 					inside = true
 					break
 				}
 			}
 			if !inside {
-				r.violate("5xx_outside_fault", "%s %s answered %d at %.1fs, outside every fault window", o.Kind, o.Key, a.Status, a.Start.Sub(start).Seconds())
+				var reqID struct {
+					RequestID string `json:"request_id"`
+				}
+				_ = json.Unmarshal([]byte(a.Body), &reqID)
+				if reqID.RequestID != "" {
+					for _, p := range h.apis {
+						for _, l := range p.log.Grep(reqID.RequestID) {
+							a.Body += "\n    log: " + l
+						}
+					}
+				}
+				r.violate("5xx_outside_fault", "%s %s (api %d) answered %d at %.1fs, outside every fault window: %s", o.Kind, o.Key, a.API, a.Status, a.Start.Sub(start).Seconds(), a.Body)
 			}
 		}
 	}
@@ -448,12 +483,14 @@ func (r *Report) Table() string {
 	}
 	fmt.Fprintf(&b, "| faults | %d |\n", nf)
 	fmt.Fprintf(&b, "| acknowledged creates | %d |\n", r.Acked)
-	fmt.Fprintf(&b, "| operations with an unknown attempt | %d (%d resolved by retries, %d unresolved) |\n", r.Unknown, r.Resolved, r.Unresolved)
+	fmt.Fprintf(&b, "| writes with an unknown attempt | %d (%d resolved by retries, %d unresolved) |\n", r.Unknown, r.Resolved, r.Unresolved)
 	fmt.Fprintf(&b, "| lost | %d |\n", r.Lost)
 	fmt.Fprintf(&b, "| doubled | %d |\n", r.Doubled)
 	fmt.Fprintf(&b, "| events delivered / stored | %d / %d |\n", r.Delivered, r.Events)
 	fmt.Fprintf(&b, "| duplicate deliveries | %d |\n", r.Deliveries-r.Delivered)
-	fmt.Fprintf(&b, "| 5xx answers (all in fault windows unless listed) | %d |\n", r.FiveXX)
+	fmt.Fprintf(&b, "| 5xx answers (all in database or processor fault windows unless listed) | %d |\n", r.FiveXX)
+	fmt.Fprintf(&b, "| 5xx answers during the warm-up (empty database) | %d |\n", r.WarmUp5xx)
+	fmt.Fprintf(&b, "| 409 answers (a retry finding its key still leased) | %d |\n", r.Leased409)
 	fmt.Fprintf(&b, "| processor writes (create, capture, cancel, refund) | %d |\n", r.StripeCalls)
 	fmt.Fprintf(&b, "| violations | %d |\n\n", r.ViolationCount())
 	fmt.Fprintf(&b, "| fault | count | length p50 | recovery p50 | recovery max |\n| --- | --- | --- | --- | --- |\n")

@@ -43,6 +43,16 @@ type Config struct {
 	// Grace is how long after a fault healed a 5xx still counts as the
 	// fault's: a pool reconnecting, a circuit breaker's open time.
 	Grace time.Duration
+	// WarmUp is how long the clients run before the first fault. On a
+	// freshly migrated database every row sits on the same index pages and
+	// PostgreSQL's page-grained predicate locks make concurrent batches
+	// conflict until txn's attempts run out (a 500); the warm-up's 5xx are
+	// counted apart (Report.WarmUp5xx), not excused by any fault.
+	WarmUp time.Duration
+	// GiveUpAfter is how long after the faults end a client still retries
+	// an unresolved operation: longer than an Idempotency-Key's lease
+	// (60 s), which holds the key of a request that died mid-flight.
+	GiveUpAfter time.Duration
 	// DrainMax bounds the time after the faults for retries to resolve,
 	// operations to finish and events to be delivered.
 	DrainMax time.Duration
@@ -241,10 +251,10 @@ func Run(tb testing.TB, cfg Config) *Report {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	start := time.Now()
-	stopAt := start.Add(cfg.Duration)
+	warmStart := time.Now()
+	stopAt := warmStart.Add(cfg.WarmUp + cfg.Duration)
 	hist := &history{}
-	w := &workload{apis: h.bases, tenants: tenants, hist: hist, giveUp: stopAt.Add(cfg.DrainMax / 2),
+	w := &workload{apis: h.bases, tenants: tenants, hist: hist, giveUp: stopAt.Add(cfg.GiveUpAfter),
 		http: &http.Client{Timeout: clientTimeout, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -255,6 +265,11 @@ func Run(tb testing.TB, cfg Config) *Report {
 		wg.Go(func() { c.run(ctx, stop) })
 	}
 
+	// Warm-up: the clients fill the empty tables before the first fault
+	// (see Config.WarmUp).
+	time.Sleep(cfg.WarmUp)
+	start := time.Now()
+	tb.Logf("warm-up: %d operations in %s", len(hist.all()), cfg.WarmUp)
 	rnd := rand.New(rand.NewPCG(cfg.Seed, 0))
 	var windows []Window
 	kinds := schedule(rnd, 1<<16)
@@ -289,5 +304,14 @@ func Run(tb testing.TB, cfg Config) *Report {
 		}
 	}
 	rep := check(tb, h, cfg, tenants, hist.all(), windows, start, faultsEnd)
+	rep.History = hist.all()
+	for i, p := range h.apis {
+		rep.Logs = append(rep.Logs, fmt.Sprintf("api %d:\n%s", i, p.log.Tail()))
+	}
+	rep.Logs = append(rep.Logs, "worker:\n"+h.worker.log.Tail())
+	rep.FullLogs = map[string]string{"worker": h.worker.log.String(), "postgres": h.pg.log.String(), "redis": h.redis.log.String()}
+	for _, p := range h.apis {
+		rep.FullLogs[p.name] = p.log.String()
+	}
 	return rep
 }

@@ -26,6 +26,9 @@ const startWaitMax = 60 * time.Second
 // logTailBytesMax bounds what a failure message quotes of a process's log.
 const logTailBytesMax = 4 << 10
 
+// logBytesMax bounds what the suite keeps of one process's log.
+const logBytesMax = 16 << 20
+
 // freePort returns a loopback port that was free a moment ago.
 func freePort(tb testing.TB) int {
 	tb.Helper()
@@ -55,7 +58,30 @@ type syncBuffer struct {
 func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.b.Len() > logBytesMax {
+		return len(p), nil // full: keep the start, which holds the first error
+	}
 	return s.b.Write(p)
+}
+
+// String returns the whole log.
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Grep returns the lines of the log that contain sub.
+func (s *syncBuffer) Grep(sub string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, l := range strings.Split(s.b.String(), "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // Tail returns the end of the log.

@@ -39,6 +39,8 @@ const (
 	retryPauseMax = 2 * time.Second
 	// responseBytesMax bounds what a client reads of an answer.
 	responseBytesMax = 1 << 20
+	// bodyQuotedMax bounds what the history keeps of a 5xx answer.
+	bodyQuotedMax = 300
 )
 
 // Attempt is one HTTP request of an operation.
@@ -47,6 +49,8 @@ type Attempt struct {
 	Start, End time.Time
 	Status     int // 0: no answer
 	Err        string
+	// Body is the start of a 5xx answer, for the report.
+	Body string `json:",omitempty"`
 }
 
 // Op is one operation of the history with all its attempts: its outcome
@@ -241,6 +245,9 @@ func (c *client) do(ctx context.Context, t int, kind, key, method, path, body st
 		a.End, a.Status = time.Now(), status
 		if err != nil {
 			a.Err = err.Error()
+		}
+		if status >= 500 {
+			a.Body = string(b[:min(len(b), bodyQuotedMax)])
 		}
 		op.Attempts = append(op.Attempts, a)
 		if definite(status) {
