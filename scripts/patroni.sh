@@ -44,12 +44,6 @@ pg_bindir() {
   echo "$d"
 }
 
-# as_pg runs a command as the postgres user when the script runs as root
-# (PostgreSQL refuses root); setpriv executes it in place, so $! is its pid.
-as_pg() {
-  if [[ $(id -u) -eq 0 ]]; then setpriv --reuid=postgres --regid=postgres --init-groups "$@"; else "$@"; fi
-}
-
 member_conf() { # member_conf I: the Patroni configuration of member I
   local i=$1 pg=$((base + 10 + $1)) rest=$((base + 20 + $1))
   cat <<YAML
@@ -114,7 +108,8 @@ YAML
 up_etcd() {
   [[ -s $dir/etcd.pid ]] && kill -0 "$(cat "$dir/etcd.pid")" 2>/dev/null && return 0
   mkdir -p "$dir/etcd"
-  setsid etcd --name e0 --data-dir "$dir/etcd" \
+  exec_etcd() { exec setsid etcd "$@"; }
+  exec_etcd --name e0 --data-dir "$dir/etcd" \
     --listen-client-urls "http://127.0.0.1:$base" --advertise-client-urls "http://127.0.0.1:$base" \
     --listen-peer-urls "http://127.0.0.1:$((base + 1))" --initial-advertise-peer-urls "http://127.0.0.1:$((base + 1))" \
     --initial-cluster "e0=http://127.0.0.1:$((base + 1))" >"$dir/etcd.log" 2>&1 </dev/null 9>&- &
@@ -132,7 +127,13 @@ up_member() { # up_member I
   mkdir -p "$dir/m$i"
   member_conf "$i" >"$dir/m$i.yml"
   if [[ $(id -u) -eq 0 ]]; then chown -R postgres "$dir/m$i" "$dir/m$i.yml"; fi
-  (cd / && as_pg setsid patroni "$dir/m$i.yml" >>"$dir/m$i.log" 2>&1 </dev/null 9>&- & echo $! >"$dir/m$i.pid")
+  # setsid (no job control here, so it need not fork) and setpriv both
+  # exec: $! is Patroni's own pid.
+  local as=()
+  if [[ $(id -u) -eq 0 ]]; then as=(setpriv --reuid=postgres --regid=postgres --init-groups); fi
+  (cd / && exec setsid "${as[@]}" patroni "$dir/m$i.yml" >>"$dir/m$i.log" 2>&1 </dev/null 9>&-) &
+  echo $! >"$dir/m$i.pid"
+
 }
 
 # cluster_state prints "leader sync_standbys streaming" as the REST API sees it.
