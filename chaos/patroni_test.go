@@ -175,7 +175,8 @@ func TestPatroniFailover(t *testing.T) {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	var acked, lost, doubled, unknown, unresolved int
+	var acked, lost, doubled, unknown, unresolved, leased int
+	var firstNew time.Time // the first acknowledged create whose first attempt started after the kill
 	var ackEnds []time.Time
 	var firstAfter time.Time
 	for _, o := range hist.all() {
@@ -186,6 +187,11 @@ func TestPatroniFailover(t *testing.T) {
 		}
 		if o.Unknowns() > 0 {
 			unknown++
+		}
+		for _, a := range o.Attempts {
+			if a.Status == http.StatusConflict {
+				leased++
+			}
 		}
 		if o.Outcome == OutcomeUnknown {
 			unresolved++
@@ -199,8 +205,11 @@ func TestPatroniFailover(t *testing.T) {
 		}
 		acked++
 		ackEnds = append(ackEnds, o.End())
-		if first := o.Attempts[len(o.Attempts)-1]; first.Start.After(killedAt) && (firstAfter.IsZero() || o.End().Before(firstAfter)) {
+		if last := o.Attempts[len(o.Attempts)-1]; last.Start.After(killedAt) && (firstAfter.IsZero() || o.End().Before(firstAfter)) {
 			firstAfter = o.End()
+		}
+		if o.Attempts[0].Start.After(killedAt) && (firstNew.IsZero() || o.End().Before(firstNew)) {
+			firstNew = o.End()
 		}
 		if len(stored[key]) == 0 || !samePayment(ans.ID, stored[key][0]) {
 			lost++
@@ -208,9 +217,13 @@ func TestPatroniFailover(t *testing.T) {
 		}
 	}
 	sort.Slice(ackEnds, func(i, j int) bool { return ackEnds[i].Before(ackEnds[j]) })
+	// The longest stretch without an acknowledgement, and where it began.
 	var gap time.Duration
+	var gapFrom time.Time
 	for i := 1; i < len(ackEnds); i++ {
-		gap = max(gap, ackEnds[i].Sub(ackEnds[i-1]))
+		if d := ackEnds[i].Sub(ackEnds[i-1]); d > gap {
+			gap, gapFrom = d, ackEnds[i-1]
+		}
 	}
 	after, _ := patroniCluster(base)
 	// The lost member comes back as a standby of the new primary.
@@ -235,13 +248,20 @@ func TestPatroniFailover(t *testing.T) {
 | doubled | %d |
 | primary killed | m%d at %.1fs |
 | new primary | m%d, %.1fs after the kill |
-| time without writes (kill to the first acknowledged create sent after it) | %.1fs |
-| longest gap between two acknowledged creates | %.1fs |
+| time without writes: kill to the first acknowledged attempt sent after it | %.1fs |
+| kill to the first acknowledged new create (first attempt after the kill) | %.1fs |
+| longest gap between two acknowledgements | %.1fs, from %+.1fs of the kill |
+| 409 answers (a retry finding its key still leased) | %d |
 | cluster after the failover | %s |
 | cluster after restarting the lost member | %s |
 `, clients, load, acked, unknown, unresolved, lost, doubled, leader, killedAt.Sub(began).Seconds(), newLeader, promotedAt.Sub(killedAt).Seconds(),
-		noWrites.Seconds(), gap.Seconds(), after, rejoined)
+		noWrites.Seconds(), firstNew.Sub(killedAt).Seconds(), gap.Seconds(), gapFrom.Sub(killedAt).Seconds(), leased, after, rejoined)
 	t.Log("\n" + report)
+	if *flagHistory != "" {
+		if b, err := json.MarshalIndent(hist.all(), "", " "); err == nil {
+			_ = os.WriteFile(*flagHistory+".patroni.json", b, 0o644)
+		}
+	}
 	if *flagPatroniOut != "" {
 		if err := os.WriteFile(*flagPatroniOut, []byte(report), 0o644); err != nil {
 			t.Error(err)
