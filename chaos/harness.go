@@ -49,6 +49,9 @@ type Config struct {
 	// conflict until txn's attempts run out (a 500); the warm-up's 5xx are
 	// counted apart (Report.WarmUp5xx), not excused by any fault.
 	WarmUp time.Duration
+	// Tail is how long the clients keep running after the last fault
+	// healed, at least.
+	Tail time.Duration
 	// GiveUpAfter is how long after the faults end a client still retries
 	// an unresolved operation: longer than an Idempotency-Key's lease
 	// (60 s), which holds the key of a request that died mid-flight.
@@ -291,9 +294,8 @@ func Run(tb testing.TB, cfg Config) *Report {
 		}
 		tb.Logf("%6.1fs fault %-16s %-10s %.1fs", win.Start.Sub(start).Seconds(), kind, win.Detail, win.Healed.Sub(win.Start).Seconds())
 	}
-	if rest := time.Until(stopAt); rest > 0 {
-		time.Sleep(rest)
-	}
+	// The clients outlive the last fault, so that its recovery is measured.
+	time.Sleep(max(time.Until(stopAt), cfg.Tail))
 	faultsEnd := time.Now()
 	close(stop)
 	wg.Wait()
