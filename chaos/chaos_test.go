@@ -10,7 +10,7 @@ import (
 )
 
 var (
-	flagDuration = flag.Duration("chaos.duration", 45*time.Second, "how long faults are injected (make test: the short profile; make chaos: 10m)")
+	flagDuration = flag.Duration("chaos.duration", 30*time.Second, "how long faults are injected (make test: the short profile; make chaos: 10m)")
 	flagSeed     = flag.Uint64("chaos.seed", 0, "seed of the fault schedule and the clients (0: from the clock; the seed is printed, pass it to replay)")
 	flagClients  = flag.Int("chaos.clients", 16, "concurrent merchant clients")
 	flagReport   = flag.String("chaos.report", "", "also write the table to this file")
@@ -30,8 +30,9 @@ func TestChaos(t *testing.T) {
 	t.Logf("chaos seed %d (replay: make chaos CHAOS_SEED=%d CHAOS_DURATION=%s)", seed, seed, *flagDuration)
 	cfg := Config{
 		Seed: seed, Duration: *flagDuration, Clients: *flagClients,
-		Profile: Profile{LengthMin: 2 * time.Second, LengthMax: 4 * time.Second, GapMin: 1 * time.Second, GapMax: 3 * time.Second},
-		WarmUp:  10 * time.Second, Grace: 10 * time.Second, GiveUpAfter: 90 * time.Second, DrainMax: 150 * time.Second,
+		// The short profile of make test: every kind once, back to back.
+		Profile: Profile{LengthMin: 1 * time.Second, LengthMax: 3 * time.Second, GapMin: 500 * time.Millisecond, GapMax: 2 * time.Second},
+		WarmUp:  8 * time.Second, Tail: 10 * time.Second, Grace: 10 * time.Second, GiveUpAfter: 90 * time.Second, DrainMax: 150 * time.Second,
 	}
 	if *flagDuration > 5*time.Minute {
 		cfg.Profile = Profile{LengthMin: 2 * time.Second, LengthMax: 10 * time.Second, GapMin: 3 * time.Second, GapMax: 12 * time.Second}
