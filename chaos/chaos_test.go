@@ -71,6 +71,9 @@ func TestChaos(t *testing.T) {
 			t.Errorf("fault %s was never injected", k)
 		}
 	}
+	for _, m := range rep.SelfTest {
+		t.Errorf("checker self-test: %s", m)
+	}
 	if rep.Acked == 0 {
 		t.Error("no payment was acknowledged: the run tested nothing")
 	}

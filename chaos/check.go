@@ -52,6 +52,7 @@ type Report struct {
 	DrainTime   time.Duration
 	StripeCalls int
 	History     []*Op             `json:"-"`
+	SelfTest    []string          `json:"-"` // what the checker missed when the state was broken on purpose
 	Logs        []string          `json:"-"` // the ends of the processes' logs
 	FullLogs    map[string]string `json:"-"` // process name → its log
 }

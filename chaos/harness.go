@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/payments-api/payments/processor/stripe/stripetest"
 )
 
@@ -167,6 +169,76 @@ func newHarness(tb testing.TB) *harness {
 	return h
 }
 
+// selfTest proves that the checker can fail: it breaks the stored state
+// the way the bugs it looks for would (a payment moved to another
+// client's key: one lost, one doubled; a ledger entry off by one) and
+// checks again, then repairs it. It returns what the
+// checker missed, if anything.
+func selfTest(tb testing.TB, h *harness, cfg Config, tenants []tenant, ops []*Op, windows []Window, start time.Time) []string {
+	tb.Helper()
+	ctx := context.Background()
+	var keys []string
+	for _, o := range ops {
+		if o.Kind == OpCreate && o.Outcome == OutcomeOK {
+			keys = append(keys, strings.TrimSuffix(o.Key, "-create"))
+		}
+		if len(keys) == 2 {
+			break
+		}
+	}
+	if len(keys) < 2 {
+		return []string{"fewer than two acknowledged payments to break"}
+	}
+	conn, err := pgx.Connect(ctx, h.directDSN)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	// The sabotage is committed, checked, then repaired: the checker reads
+	// through its own pool, so a transaction rolled back would hide it.
+	sabotage := []string{
+		`UPDATE payments SET metadata = jsonb_set(metadata, '{chaos_key}', to_jsonb($2::TEXT)) WHERE metadata->>'chaos_key' = $1`,
+		`UPDATE ledger_entries SET amount = amount + 1 WHERE (tenant_id, transaction_id, account) = ($1, $2, 'merchant_balance')`,
+	}
+	repair := []string{
+		`UPDATE payments SET metadata = jsonb_set(metadata, '{chaos_key}', to_jsonb($1::TEXT)) WHERE id = $2`,
+		`UPDATE ledger_entries SET amount = amount - 1 WHERE (tenant_id, transaction_id, account) = ($1, $2, 'merchant_balance')`,
+	}
+	var movedID, entryTenant, entryTx string
+	if err := conn.QueryRow(ctx, `SELECT id::TEXT FROM payments WHERE metadata->>'chaos_key' = $1`, keys[0]).Scan(&movedID); err != nil {
+		tb.Fatal(err)
+	}
+	if err := conn.QueryRow(ctx, `SELECT tenant_id::TEXT, transaction_id::TEXT FROM ledger_entries WHERE account = 'merchant_balance' LIMIT 1`).Scan(&entryTenant, &entryTx); err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, sabotage[0], keys[0], keys[1]); err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, sabotage[1], entryTenant, entryTx); err != nil {
+		tb.Fatal(err)
+	}
+	quiet := cfg
+	quiet.DrainMax = 0
+	r := check(tb, h, quiet, tenants, ops, windows, start, time.Now())
+	if _, err := conn.Exec(ctx, repair[0], keys[0], movedID); err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, repair[1], entryTenant, entryTx); err != nil {
+		tb.Fatal(err)
+	}
+	var missed []string
+	if r.Lost < 1 {
+		missed = append(missed, "a payment moved off its key was not counted lost")
+	}
+	if r.Doubled < 1 {
+		missed = append(missed, "a key holding two payments was not counted doubled")
+	}
+	if len(r.Violations["ledger"]) < 2 {
+		missed = append(missed, fmt.Sprintf("a ledger entry off by one gave %d ledger violations, want at least 2", len(r.Violations["ledger"])))
+	}
+	return missed
+}
+
 // startAPI starts `payments serve` number i with its clock moved by skew.
 func (h *harness) startAPI(i int, skew time.Duration) error {
 	p := h.apis[i]
@@ -307,6 +379,7 @@ func Run(tb testing.TB, cfg Config) *Report {
 	}
 	rep := check(tb, h, cfg, tenants, hist.all(), windows, start, faultsEnd)
 	rep.History = hist.all()
+	rep.SelfTest = selfTest(tb, h, cfg, tenants, hist.all(), windows, start)
 	for i, p := range h.apis {
 		rep.Logs = append(rep.Logs, fmt.Sprintf("api %d:\n%s", i, p.log.Tail()))
 	}
