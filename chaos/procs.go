@@ -341,12 +341,7 @@ func migrate(bin, dsn string) error {
 	return nil
 }
 
-// newService is a `payments serve` or `payments worker` process; started
-// waits, for serve, until it answers /healthz.
-func newService(name, bin, sub string, env []string, addr string) *proc {
-	return &proc{name: name, argv: []string{bin, sub}, env: env, log: &syncBuffer{}}
-}
-
+// waitHTTP waits until the process listens on addr.
 func waitHTTP(p *proc, addr string) error {
 	for deadline := time.Now().Add(startWaitMax); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if !p.alive() {
