@@ -151,6 +151,7 @@ func TestPatroniFailover(t *testing.T) {
 		t.Fatalf("no member was promoted within 60 s:\n%s", tailFiles(dir, "m?.log"))
 	}
 	time.Sleep(time.Until(killedAt.Add(load * 3 / 4)))
+	stoppedAt := time.Now()
 	close(stop)
 	wg.Wait()
 
@@ -204,7 +205,9 @@ func TestPatroniFailover(t *testing.T) {
 			continue
 		}
 		acked++
-		ackEnds = append(ackEnds, o.End())
+		if o.End().Before(stoppedAt) {
+			ackEnds = append(ackEnds, o.End()) // the drain's stragglers are no gap in service
+		}
 		if last := o.Attempts[len(o.Attempts)-1]; last.Start.After(killedAt) && (firstAfter.IsZero() || o.End().Before(firstAfter)) {
 			firstAfter = o.End()
 		}
@@ -250,7 +253,7 @@ func TestPatroniFailover(t *testing.T) {
 | new primary | m%d, %.1fs after the kill |
 | time without writes: kill to the first acknowledged attempt sent after it | %.1fs |
 | kill to the first acknowledged new create (first attempt after the kill) | %.1fs |
-| longest gap between two acknowledgements | %.1fs, from %+.1fs of the kill |
+| longest gap between two acknowledgements under load | %.1fs, from %+.1fs of the kill |
 | 409 answers (a retry finding its key still leased) | %d |
 | cluster after the failover | %s |
 | cluster after restarting the lost member | %s |
