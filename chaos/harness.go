@@ -79,6 +79,8 @@ type harness struct {
 	stripe    *stripetest.Double
 	recv      *receiver
 	baseEnv   []string
+	// endpointsAt is when the webhook endpoints were created.
+	endpointsAt time.Time
 }
 
 // receiver is the merchants' webhook endpoint on loopback: it answers 200
@@ -298,6 +300,7 @@ func (h *harness) setupTenants() ([]tenant, error) {
 		}
 		out = append(out, tenant{ID: created.Account.ID, Secret: created.APIKey.Secret})
 	}
+	h.endpointsAt = time.Now()
 	return out, nil
 }
 
