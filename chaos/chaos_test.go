@@ -13,6 +13,7 @@ var (
 	flagDuration = flag.Duration("chaos.duration", 30*time.Second, "how long faults are injected (make test: the short profile; make chaos: 10m)")
 	flagSeed     = flag.Uint64("chaos.seed", 0, "seed of the fault schedule and the clients (0: from the clock; the seed is printed, pass it to replay)")
 	flagClients  = flag.Int("chaos.clients", 16, "concurrent merchant clients")
+	flagStrict   = flag.Bool("chaos.strict", false, "count 5xx from serialization attempts exhausted as violations too (make chaos sets it)")
 	flagReport   = flag.String("chaos.report", "", "also write the table to this file")
 	flagLogs     = flag.String("chaos.logs", "", "also write each process's log into this folder")
 	flagHistory  = flag.String("chaos.history", "", "also write the history (every operation and attempt) to this file as JSON")
@@ -37,6 +38,7 @@ func TestChaos(t *testing.T) {
 	if *flagDuration > 5*time.Minute {
 		cfg.Profile = Profile{LengthMin: 2 * time.Second, LengthMax: 10 * time.Second, GapMin: 3 * time.Second, GapMax: 12 * time.Second}
 	}
+	cfg.Strict5xx = *flagStrict
 	rep := Run(t, cfg)
 	table := rep.Table()
 	t.Log("\n" + table)

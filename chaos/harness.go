@@ -54,6 +54,9 @@ type Config struct {
 	// Tail is how long the clients keep running after the last fault
 	// healed, at least.
 	Tail time.Duration
+	// Strict5xx makes every 5xx outside a fault window a violation, those
+	// of serialization conflicts that used up txn's attempts included.
+	Strict5xx bool
 	// GiveUpAfter is how long after the faults end a client still retries
 	// an unresolved operation: longer than an Idempotency-Key's lease
 	// (60 s), which holds the key of a request that died mid-flight.

@@ -27,7 +27,7 @@ out=chaos-results
 rm -rf "$out"; mkdir -p "$out/logs"
 set +e
 go test -count=1 -timeout 90m -v -run "^($run)\$" ./chaos -args \
-  -chaos.duration="$duration" -chaos.seed="$seed" -chaos.patroni="$patroni" \
+  -chaos.duration="$duration" -chaos.seed="$seed" -chaos.patroni="$patroni" -chaos.strict \
   -chaos.report="$PWD/$out/table.md" -chaos.patroni.report="$PWD/$out/patroni.md" \
   -chaos.history="$PWD/$out/history.json" -chaos.logs="$PWD/$out/logs" 2>&1 | tee "$out/run.log" | grep -v '^        {'
 status=${PIPESTATUS[0]}
