@@ -18,6 +18,10 @@ run: ## Start PostgreSQL and Redis under ./.dev, migrate, and serve the API on P
 test: ## Start test PostgreSQL, Redis and stripe-mock on their own ports, then run every test with the race detector
 	@scripts/test.sh
 
+.PHONY: chaos
+chaos: ## Fault-injection suite for CHAOS_DURATION (10m) with a replayable CHAOS_SEED, then the Patroni failover scenario (CHAOS_PATRONI=false skips it); results in chaos-results/
+	@scripts/chaos.sh
+
 .PHONY: bench
 bench: ## Run the Go benchmarks against the test services (results: docs/BENCHMARKS.md)
 	@scripts/test.sh bench

@@ -65,6 +65,10 @@ type config struct {
 	// Retention is how long events and finished webhook deliveries are
 	// kept (the ledger is kept forever).
 	Retention retentionConfig
+	// ClockOffset shifts the payments clock of this process (test-only:
+	// PAYMENTS_TEST_CLOCK_OFFSET_MS), so that the chaos suite can run two
+	// API processes whose clocks disagree.
+	ClockOffset time.Duration
 }
 
 // retentionConfig configures the retention purge.
@@ -87,6 +91,9 @@ func loadRetentionConfig(e env) (retentionConfig, error) {
 	}
 	return retentionConfig{Events: time.Duration(events) * retention.Day, Deliveries: time.Duration(deliveries) * retention.Day}, nil
 }
+
+// ClockOffsetMax bounds PAYMENTS_TEST_CLOCK_OFFSET_MS either way.
+const ClockOffsetMax = time.Hour
 
 // webhookConfig configures the webhook worker.
 type webhookConfig struct {
@@ -252,6 +259,12 @@ func loadConfig(getenv func(string) string, needAdmin bool) (config, error) {
 			return c, fmt.Errorf("PAYMENTS_WORKER_METRICS_ADDR=%q: want host:port, such as 0.0.0.0:9090, or off", c.WorkerMetricsAddr)
 		}
 	}
+
+	offsetMS, err := intFrom(e, "PAYMENTS_TEST_CLOCK_OFFSET_MS", 0, -int(ClockOffsetMax/time.Millisecond), int(ClockOffsetMax/time.Millisecond))
+	if err != nil {
+		return c, err
+	}
+	c.ClockOffset = time.Duration(offsetMS) * time.Millisecond
 
 	if c.Webhooks, err = loadWebhookConfig(e); err != nil {
 		return c, err

@@ -189,3 +189,25 @@ func TestLoadConfigBatchDefaults(t *testing.T) {
 		t.Fatalf("batch settings %+v (%v)", c.Batch, err)
 	}
 }
+
+func TestLoadClockOffset(t *testing.T) {
+	t.Parallel()
+	c, err := loadConfig(envOf(goodEnv()), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ClockOffset != 0 {
+		t.Fatalf("default offset %s, want 0", c.ClockOffset)
+	}
+	e := goodEnv()
+	e["PAYMENTS_TEST_CLOCK_OFFSET_MS"] = "-45000"
+	if c, err = loadConfig(envOf(e), true); err != nil || c.ClockOffset != -45*time.Second {
+		t.Fatalf("offset %s, %v; want -45s", c.ClockOffset, err)
+	}
+	for _, bad := range []string{"3600001", "-3600001", "soon"} {
+		e["PAYMENTS_TEST_CLOCK_OFFSET_MS"] = bad
+		if _, err := loadConfig(envOf(e), true); err == nil || !strings.HasPrefix(err.Error(), "PAYMENTS_TEST_CLOCK_OFFSET_MS") {
+			t.Errorf("%q: %v, want an error naming PAYMENTS_TEST_CLOCK_OFFSET_MS", bad, err)
+		}
+	}
+}

@@ -374,8 +374,15 @@ func openCore(ctx context.Context, c config, reg *prometheus.Registry, log *slog
 	}
 	closers = append(closers, k.procs.close)
 	k.sandbox = k.procs.sandbox
+	now := time.Now
+	if c.ClockOffset != 0 {
+		// Test-only (PAYMENTS_TEST_CLOCK_OFFSET_MS): a skewed clock for the
+		// payments' timestamps and the reconciler's age cutoff.
+		log.Warn("PAYMENTS_TEST_CLOCK_OFFSET_MS is set: this process's payments clock is shifted; for fault-injection tests only", "offset", c.ClockOffset.String())
+		now = func() time.Time { return time.Now().Add(c.ClockOffset) }
+	}
 	k.payments = payments.NewService(payments.Options{
-		Router: k.router, Accounts: k.procs.resolver.ForAccount, Cache: k.cache, Geo: k.geo, Logger: log, ProcessorTimeout: c.ProcessorTimeout,
+		Now: now, Router: k.router, Accounts: k.procs.resolver.ForAccount, Cache: k.cache, Geo: k.geo, Logger: log, ProcessorTimeout: c.ProcessorTimeout,
 		Batch: batchOptions(c, reg), BatchLanes: c.BatchLanes, Tracer: tracing.Tracer(tp), Metrics: payments.NewMetrics(reg),
 	})
 	closers = append(closers, k.payments.Close)

@@ -94,6 +94,7 @@ type Double struct {
 	refunds        map[string]*refund
 	stored         map[string]storedAnswer // by idempotency key
 	faults         map[string][]Fault
+	always         *Fault
 	requests       map[string]int            // by operation
 	keys           map[string]map[string]int // operation → key → requests
 	createdPerKey  map[string]int
@@ -198,6 +199,15 @@ func (d *Double) Fee(captured int64) int64 {
 
 func (d *Double) fee(amount int64) int64 {
 	return min(amount, (amount*d.feeBps+5000)/10000+d.feeFix)
+}
+
+// Always makes every request of every operation suffer the fault, after
+// the scripted ones, until it is called with nil: a fault window of a
+// chaos run rather than one request's misbehavior.
+func (d *Double) Always(f *Fault) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.always = f
 }
 
 // SetRefundStatus sets the status of refunds created from now on:
@@ -509,6 +519,9 @@ func (d *Double) serve(w http.ResponseWriter, r *http.Request) {
 	if q := d.faults[op]; len(q) > 0 {
 		f := q[0]
 		d.faults[op] = q[1:]
+		fault = &f
+	} else if d.always != nil {
+		f := *d.always
 		fault = &f
 	}
 	if fault != nil && fault.Kind == FaultStatus {
