@@ -199,3 +199,29 @@ func appendedAt(t *testing.T, r *http.Request) time.Time {
 	}
 	return time.Unix(0, body.Data.Object.AppendedAt)
 }
+
+// TestFanoutIgnoresClockSkew: an endpoint created by a process whose clock
+// runs ten minutes ahead still gets the events that happen after it, as
+// written by a process with the right time. The fan-out compares the
+// database's times (recorded_at), not the writers' clocks; an event
+// recorded before the endpoint is still not sent to it.
+func TestFanoutIgnoresClockSkew(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, &Guard{AllowPrivateNetworks: true})
+	ctx := context.Background()
+	e.appendEvents(1, events.PaymentCreated) // before the endpoint
+	e.clock.Advance(10 * time.Minute)
+	ep := e.endpoint("http://127.0.0.1:9/skewed", "*")
+	e.clock.Advance(-10 * time.Minute)
+	e.appendEvents(3, events.PaymentSucceeded) // after it, by a clock behind
+	w := e.worker(WorkerOptions{})
+	if _, err := w.Fanout(ctx, e.sh); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.count(`SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = $1 AND event_type = 'payment.succeeded'`, ep.ID); n != 3 {
+		t.Fatalf("%d of the 3 events after the endpoint were delivered", n)
+	}
+	if n := e.count(`SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = $1 AND event_type = 'payment.created'`, ep.ID); n != 0 {
+		t.Fatalf("the event from before the endpoint was delivered to it")
+	}
+}

@@ -186,14 +186,14 @@ func (w *Worker) Owner() string { return w.opts.Owner }
 // answers how many events it dispatched.
 func (w *Worker) Fanout(ctx context.Context, sh *sharding.Shard) (int, error) {
 	type ev struct {
-		tenant, id uuid.UUID
-		typ        string
-		created    time.Time
+		tenant, id        uuid.UUID
+		typ               string
+		created, recorded time.Time
 	}
 	type ep struct {
-		id      uuid.UUID
-		events  []string
-		created time.Time
+		id       uuid.UUID
+		events   []string
+		recorded time.Time
 	}
 	var dispatched int
 	// READ COMMITTED: the deliveries' ON CONFLICT on their key keeps two
@@ -203,7 +203,7 @@ func (w *Worker) Fanout(ctx context.Context, sh *sharding.Shard) (int, error) {
 	err := sh.Tx.RunReadCommitted(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		dispatched = 0
 		now := w.opts.Now()
-		rows, err := tx.Query(ctx, `SELECT e.tenant_id, e.id, e.type, e.created_at FROM
+		rows, err := tx.Query(ctx, `SELECT e.tenant_id, e.id, e.type, e.created_at, e.recorded_at FROM
 			(SELECT tenant_id, event_id FROM event_outbox ORDER BY created_at LIMIT $1) o
 			JOIN events e ON e.tenant_id = o.tenant_id AND e.id = o.event_id ORDER BY e.created_at`, FanoutBatchMax)
 		if err != nil {
@@ -211,7 +211,7 @@ func (w *Worker) Fanout(ctx context.Context, sh *sharding.Shard) (int, error) {
 		}
 		evs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ev, error) {
 			var e ev
-			err := r.Scan(&e.tenant, &e.id, &e.typ, &e.created)
+			err := r.Scan(&e.tenant, &e.id, &e.typ, &e.created, &e.recorded)
 			return e, err
 		})
 		if err != nil {
@@ -230,7 +230,7 @@ func (w *Worker) Fanout(ctx context.Context, sh *sharding.Shard) (int, error) {
 				tenants = append(tenants, e.tenant)
 			}
 		}
-		rows, err = tx.Query(ctx, `SELECT tenant_id, id, enabled_events, created_at FROM webhook_endpoints
+		rows, err = tx.Query(ctx, `SELECT tenant_id, id, enabled_events, recorded_at FROM webhook_endpoints
 			WHERE tenant_id = ANY($1::UUID[]) AND status = 'enabled' AND deleted_at IS NULL`, tenants)
 		if err != nil {
 			return fmt.Errorf("read webhook endpoints: %w", err)
@@ -239,7 +239,7 @@ func (w *Worker) Fanout(ctx context.Context, sh *sharding.Shard) (int, error) {
 		for rows.Next() {
 			var t uuid.UUID
 			var e ep
-			if err := rows.Scan(&t, &e.id, &e.events, &e.created); err != nil {
+			if err := rows.Scan(&t, &e.id, &e.events, &e.recorded); err != nil {
 				rows.Close()
 				return fmt.Errorf("scan webhook endpoint: %w", err)
 			}
@@ -266,7 +266,10 @@ func (w *Worker) Fanout(ctx context.Context, sh *sharding.Shard) (int, error) {
 		for _, e := range evs {
 			for _, p := range byTenant[e.tenant] {
 				sub := Endpoint{EnabledEvents: p.events}
-				if p.created.After(e.created) || !sub.Subscribes(e.typ) {
+				// Both times are the database's (recorded_at), never two
+				// processes' clocks: skew between API processes cannot make
+				// an endpoint miss the events after it.
+				if p.recorded.After(e.recorded) || !sub.Subscribes(e.typ) {
 					continue
 				}
 				if len(args) == 0 {
