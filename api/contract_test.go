@@ -195,7 +195,6 @@ func errorSchemaName(doc *openapi3.T) string {
 	return "Problem"
 }
 
-
 // TestEveryAnswerMatchesTheSpec sends happy paths and every documented
 // error through the real server and validates each answer.
 func TestEveryAnswerMatchesTheSpec(t *testing.T) {

@@ -87,9 +87,9 @@ var statusOf = map[errcode.Kind]int{
 	errcode.KindConflict:        http.StatusConflict,
 	// Well-formed but not acceptable is still the client's mistake: 400.
 	errcode.KindUnprocessable: http.StatusBadRequest,
-	errcode.KindRateLimited:     http.StatusTooManyRequests,
-	errcode.KindUnavailable:     http.StatusServiceUnavailable,
-	errcode.KindTooLarge:        http.StatusRequestEntityTooLarge,
+	errcode.KindRateLimited:   http.StatusTooManyRequests,
+	errcode.KindUnavailable:   http.StatusServiceUnavailable,
+	errcode.KindTooLarge:      http.StatusRequestEntityTooLarge,
 }
 
 // defaultCode names errors that Huma or the router raise without a code.
