@@ -29,6 +29,7 @@ import (
 	"github.com/payments-api/payments/ids"
 	"github.com/payments-api/payments/payments"
 	"github.com/payments-api/payments/processor/sandbox"
+	"github.com/payments-api/payments/secretbox"
 	"github.com/payments-api/payments/sharding"
 	"github.com/payments-api/payments/tenancy"
 	"github.com/payments-api/payments/webhooks"
@@ -81,6 +82,9 @@ type Server struct {
 	Handler http.Handler
 	API     huma.API
 	cfg     Config
+	// adminBox seals the stored answers of admin writes (see
+	// admin_idempotency.go).
+	adminBox *secretbox.Box
 }
 
 // SpecVersion is the version of the API contract, a date like the API
@@ -152,6 +156,9 @@ func New(cfg Config) *Server {
 	}
 	api := humago.New(mux, hc)
 	s := &Server{API: api, cfg: cfg}
+	if cfg.AdminToken != "" {
+		s.adminBox = newAdminBox(cfg.AdminToken)
+	}
 	api.UseMiddleware(s.authenticate)
 
 	registerHealth(api, s)
@@ -277,6 +284,11 @@ func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
 			s.fail(ctx, newProblem(rctx, http.StatusUnauthorized, errcode.CodeUnauthenticated, "invalid admin token: send 'Authorization: Bearer <PAYMENTS_ADMIN_TOKEN>'"))
 			return
 		}
+		if isWrite(op.Method) {
+			if ctx = s.guardWrite(ctx, adminScope); ctx == nil {
+				return
+			}
+		}
 		next(ctx)
 	case requires(op, schemeSecretKey):
 		p, err := s.cfg.Tenancy.Authenticate(rctx, bearer(ctx))
@@ -303,7 +315,7 @@ func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
 			}
 		}
 		if isWrite(op.Method) {
-			if ctx = s.guardWrite(ctx, p); ctx == nil {
+			if ctx = s.guardWrite(ctx, p.TenantID); ctx == nil {
 				return
 			}
 		}

@@ -140,6 +140,10 @@ type CreateTenantParams struct {
 	RateLimitPerSecond int // 0: the default
 	RateLimitBurst     int // 0: the default
 	KeyMode            Mode
+	// Finish, when set, runs inside the directory transaction that makes
+	// the tenant reachable, so that what it writes (the Idempotency-Key's
+	// stored answer) commits with the tenant or not at all.
+	Finish func(ctx context.Context, tx pgx.Tx, t Tenant, secret string, key APIKey) error
 }
 
 // CreateTenant places a new tenant on a shard of its region, writes its
@@ -188,17 +192,23 @@ func (s *Service) CreateTenant(ctx context.Context, p CreateTenantParams) (Tenan
 	if err != nil {
 		return Tenant{}, "", APIKey{}, err
 	}
+	key.CreatedAt = t.CreatedAt
 	dir := s.router.Map().Directory()
 	err = dir.Tx.Run(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		if err := s.router.Record(ctx, tx, id, shard); err != nil {
 			return err
 		}
-		return insertKey(ctx, tx, key, hash)
+		if err := insertKey(ctx, tx, key, hash); err != nil {
+			return err
+		}
+		if p.Finish != nil {
+			return p.Finish(ctx, tx, t, secret, key)
+		}
+		return nil
 	})
 	if err != nil {
 		return Tenant{}, "", APIKey{}, fmt.Errorf("record tenant: %w", err)
 	}
-	key.CreatedAt = t.CreatedAt
 	return t, secret, key, nil
 }
 
@@ -373,6 +383,14 @@ func (s *Service) UpdateTenant(ctx context.Context, id uuid.UUID, p UpdateTenant
 // CreateKey issues another secret key for a tenant; the secret is returned
 // once. Errors: resource_missing.
 func (s *Service) CreateKey(ctx context.Context, tenantID uuid.UUID, mode Mode, readOnly bool) (string, APIKey, error) {
+	return s.CreateKeyThen(ctx, tenantID, mode, readOnly, nil)
+}
+
+// CreateKeyThen is CreateKey with finish, when not nil, run inside the
+// directory transaction that inserts the key, so that what it writes (the
+// Idempotency-Key's stored answer) commits with the key or not at all.
+func (s *Service) CreateKeyThen(ctx context.Context, tenantID uuid.UUID, mode Mode, readOnly bool,
+	finish func(ctx context.Context, tx pgx.Tx, secret string, key APIKey) error) (string, APIKey, error) {
 	if mode == "" {
 		mode = ModeTest
 	}
@@ -390,7 +408,13 @@ func (s *Service) CreateKey(ctx context.Context, tenantID uuid.UUID, mode Mode, 
 		if err := insertKey(ctx, tx, key, hash); err != nil {
 			return err
 		}
-		return tx.QueryRow(ctx, `SELECT created_at FROM api_keys WHERE tenant_id = $1 AND id = $2`, tenantID, key.ID).Scan(&key.CreatedAt)
+		if err := tx.QueryRow(ctx, `SELECT created_at FROM api_keys WHERE tenant_id = $1 AND id = $2`, tenantID, key.ID).Scan(&key.CreatedAt); err != nil {
+			return err
+		}
+		if finish != nil {
+			return finish(ctx, tx, secret, key)
+		}
+		return nil
 	})
 	if err != nil {
 		return "", APIKey{}, err
