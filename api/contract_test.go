@@ -335,6 +335,12 @@ func TestEveryAnswerMatchesTheSpec(t *testing.T) {
 	// Stripe webhooks without a signature.
 	c.send("POST", "/v1/stripe/webhooks", "", map[string]any{"id": "evt_1"})
 
+	// The edge: card data and NUL in URLs.
+	c.send("GET", "/v1/payments/4242424242424242", secret, nil)
+	c.send("POST", "/v1/payments/4242424242424242/capture", secret, nil)
+	c.send("GET", "/v1/payments?customer=a%00b", secret, nil)
+	c.send("POST", "/v1/payments", secret, visa(100), "Idempotency-Key", "4242424242424242")
+
 	// Routing: an unknown path and a wrong method.
 	c.send("GET", "/v1/nothing", secret, nil)
 	c.send("DELETE", "/v1/payments", secret, nil)
@@ -346,8 +352,23 @@ func TestEveryAnswerMatchesTheSpec(t *testing.T) {
 		c.send("GET", "/v1/account", slow.Secret, nil)
 	}
 
+	// Unauthenticated traffic past its per-address budget.
+	for i := range 25 {
+		c.send("GET", "/v1/balance", fmt.Sprintf("sk_test_unknown%040d", i), nil)
+	}
+	c.send("POST", "/v1/admin/tenants", "wrong", map[string]any{"name": "x", "region": "local"})
+
+	// 503: readiness with Redis gone, on a server of its own.
+	down := newContract(t, newHarness(t, harnessOptions{RedisURL: "redis://127.0.0.1:1/0"}))
+	down.send("GET", "/readyz", "", nil)
+	down.send("GET", "/healthz", "", nil)
+	for k, v := range down.seen {
+		c.seen[k] += v
+	}
+	c.mismatches += down.mismatches
+
 	t.Logf("answers by status: %v; mismatches: %d", c.seen, c.mismatches)
-	for _, status := range []int{200, 201, 400, 401, 402, 403, 404, 405, 409, 413, 415, 429} {
+	for _, status := range []int{200, 201, 400, 401, 402, 403, 404, 405, 409, 413, 415, 429, 503} {
 		if c.seen[status] == 0 {
 			t.Errorf("no answer with status %d was checked", status)
 		}

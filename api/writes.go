@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/google/uuid"
@@ -52,6 +51,10 @@ func (s *Server) guardWrite(ctx huma.Context, scope uuid.UUID) huma.Context {
 			return nil
 		}
 		body = b
+	}
+	if prob := checkBody(ctx, s.API.OpenAPI().Components.Schemas, ctx.Operation(), body); prob != nil {
+		s.fail(ctx, prob)
+		return nil
 	}
 	if carddata.Contains(body) || carddata.Contains([]byte(ctx.URL().RawQuery)) {
 		prob := newProblem(rctx, http.StatusBadRequest, CodeCardDataNotAllowed,
@@ -109,14 +112,4 @@ func storeAs(ctx context.Context, status int, view func(any) any) {
 
 func isWrite(method string) bool {
 	return method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch || method == http.MethodDelete
-}
-
-func redactPath(p string) string {
-	if carddata.Contains([]byte(p)) {
-		if i := strings.LastIndex(p, "/"); i >= 0 {
-			return p[:i+1] + "[redacted]"
-		}
-		return "[redacted]"
-	}
-	return p
 }

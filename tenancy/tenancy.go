@@ -105,6 +105,10 @@ type Service struct {
 
 	mu    sync.Mutex
 	cache map[[32]byte]cachedAuth
+	// refused is the negative cache: keys that answered unauthenticated
+	// or tenant_disabled, bounded apart from cache.
+	refused   map[[32]byte]cachedAuth
+	addresses addressLimiter
 }
 
 // RateLimitDefaults apply to tenants created without explicit limits.
@@ -130,7 +134,7 @@ func NewService(router *sharding.Router, defaults RateLimitDefaults, now func() 
 	if defaults.Burst <= 0 {
 		defaults.Burst = 2 * defaults.PerSecond
 	}
-	return &Service{router: router, now: now, log: log, defaults: defaults, cache: map[[32]byte]cachedAuth{}}
+	return &Service{router: router, now: now, log: log, defaults: defaults, cache: map[[32]byte]cachedAuth{}, refused: map[[32]byte]cachedAuth{}}
 }
 
 // CreateTenantParams are the inputs of CreateTenant.
@@ -481,6 +485,9 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (Principal, e
 	now := s.now()
 	s.mu.Lock()
 	c, ok := s.cache[hash]
+	if !ok {
+		c, ok = s.refused[hash]
+	}
 	s.mu.Unlock()
 	if ok && now.Before(c.expires) {
 		return c.principal, c.err
@@ -490,12 +497,34 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (Principal, e
 		return Principal{}, err // database trouble: do not cache
 	}
 	s.mu.Lock()
-	if len(s.cache) >= AuthCacheEntriesMax {
-		s.cache = map[[32]byte]cachedAuth{}
+	cache, limit := s.cache, AuthCacheEntriesMax
+	if err != nil {
+		cache, limit = s.refused, RefusalCacheEntriesMax
 	}
-	s.cache[hash] = cachedAuth{principal: p, err: err, expires: now.Add(AuthCacheTTL)}
+	if len(cache) >= limit {
+		clear(cache)
+	}
+	delete(s.cache, hash)
+	delete(s.refused, hash)
+	cache[hash] = cachedAuth{principal: p, err: err, expires: now.Add(AuthCacheTTL)}
 	s.mu.Unlock()
 	return p, err
+}
+
+// cachedGood answers a key that authenticated within AuthCacheTTL.
+func (s *Service) cachedGood(secret string) (Principal, bool) {
+	if len(secret) > SecretLengthMax {
+		return Principal{}, false
+	}
+	hash := sha256.Sum256([]byte(secret))
+	now := s.now()
+	s.mu.Lock()
+	c, ok := s.cache[hash]
+	s.mu.Unlock()
+	if !ok || c.err != nil || !now.Before(c.expires) {
+		return Principal{}, false
+	}
+	return c.principal, true
 }
 
 func (s *Service) lookup(ctx context.Context, hash [32]byte) (Principal, error) {
