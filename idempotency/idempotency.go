@@ -5,7 +5,7 @@
 //     least 24 hours (Purge removes older ones);
 //   - the same key with the same request (method, path and canonicalized
 //     JSON body) replays the stored answer, status and body byte for byte;
-//   - the same key with a different request answers 422;
+//   - the same key with a different request answers 400 (idempotency_error);
 //   - the same key while the first request still runs answers 409;
 //   - a request refused by validation before it starts stores nothing.
 //
