@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -30,6 +31,7 @@ import (
 	"github.com/payments-api/payments/payments"
 	"github.com/payments-api/payments/processor/sandbox"
 	"github.com/payments-api/payments/risk"
+	"github.com/payments-api/payments/secretbox"
 	"github.com/payments-api/payments/sharding"
 	"github.com/payments-api/payments/tenancy"
 	"github.com/payments-api/payments/webhooks"
@@ -85,6 +87,9 @@ type Server struct {
 	Handler http.Handler
 	API     huma.API
 	cfg     Config
+	// adminBox seals the stored answers of admin writes (see
+	// admin_idempotency.go).
+	adminBox *secretbox.Box
 }
 
 // SpecVersion is the version of the API contract, a date like the API
@@ -98,6 +103,23 @@ func OpenAPIConfig() huma.Config {
 	c := huma.DefaultConfig("Payments API", SpecVersion)
 	c.Info.Description = "A multi-tenant payments API: card payments, refunds, a double-entry ledger and signed webhooks. " +
 		"Authenticate with a secret key: `Authorization: Bearer sk_test_...`. Amounts are integers in the currency's minor unit."
+	c.Components.Schemas = huma.NewMapRegistry(schemaPrefix, schemaName)
+	c.Info.Contact = &huma.Contact{Name: "Payments API maintainers"}
+	// No licence file grants rights to the code or the document.
+	c.Info.License = &huma.License{Name: "Proprietary"}
+	c.Servers = []*huma.Server{{URL: "http://127.0.0.1:8080", Description: "The local server that `make run` starts."}}
+	c.Tags = []*huma.Tag{
+		{Name: "Payments", Description: "Card payments: create, capture, cancel, list."},
+		{Name: "Refunds", Description: "Refunds of succeeded payments."},
+		{Name: "Events", Description: "What happened to payments, refunds and webhook endpoints, newest first; the bodies webhooks deliver."},
+		{Name: "Webhook endpoints", Description: "Where events are sent, signed, and their deliveries."},
+		{Name: "Balance", Description: "The tenant's balance and the ledger's balance transactions."},
+		{Name: "Account", Description: "The authenticated tenant."},
+		{Name: "Admin", Description: "Operator routes: tenants, keys, reconciliation and Stripe accounts, with the admin token."},
+		{Name: "Stripe", Description: "Signed events from Stripe."},
+		{Name: "Sandbox", Description: "What a customer does at the bank, for the sandbox processor only."},
+		{Name: "Health", Description: "Liveness and readiness."},
+	}
 	c.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		schemeSecretKey: {
 			Type: "http", Scheme: "bearer", BearerFormat: "sk_test_... or sk_live_...",
@@ -139,6 +161,9 @@ func New(cfg Config) *Server {
 	}
 	api := humago.New(mux, hc)
 	s := &Server{API: api, cfg: cfg}
+	if cfg.AdminToken != "" {
+		s.adminBox = newAdminBox(cfg.AdminToken)
+	}
 	api.UseMiddleware(s.authenticate)
 
 	registerHealth(api, s)
@@ -155,10 +180,22 @@ func New(cfg Config) *Server {
 	registerStripe(api, s)
 	registerWebhookEndpoints(api, s)
 
+	finishSpec(api.OpenAPI())
+
 	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
 	metrics := newHTTPMetrics(cfg.Registry)
 	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := checkURL(r); p != nil {
+			writeProblem(w, p)
+			return
+		}
 		if _, pattern := mux.Handler(r); pattern == "" {
+			if allow := allowedMethods(mux, r); len(allow) > 0 {
+				p := newProblem(r.Context(), http.StatusMethodNotAllowed, "", r.Method+" is not allowed on "+r.URL.Path+"; use "+strings.Join(allow, ", "))
+				p.headers = http.Header{"Allow": []string{strings.Join(allow, ", ")}}
+				writeProblem(w, p)
+				return
+			}
 			writeProblem(w, newProblem(r.Context(), http.StatusNotFound, "", "no such route: "+r.Method+" "+r.URL.Path))
 			return
 		}
@@ -166,6 +203,22 @@ func New(cfg Config) *Server {
 	})
 	s.Handler = edge(root, cfg.Logger, metrics)
 	return s
+}
+
+// routeMethods are the methods a route may have; allowedMethods tries each.
+var routeMethods = []string{http.MethodDelete, http.MethodGet, http.MethodPatch, http.MethodPost, http.MethodPut}
+
+// allowedMethods lists the methods that have a route for r's path, sorted;
+// none means the path does not exist.
+func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
+	var allow []string
+	for _, m := range routeMethods {
+		probe := &http.Request{Method: m, URL: r.URL, Host: r.Host, Header: http.Header{}}
+		if _, pattern := mux.Handler(probe); pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	return allow
 }
 
 // operation fills in what every operation shares: the body limit, the
@@ -179,12 +232,16 @@ func operation(op huma.Operation, security string, errs ...int) huma.Operation {
 		errs = append(errs, http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests)
 	case schemeAdminToken:
 		op.Security = []map[string][]string{{schemeAdminToken: {}}}
-		errs = append(errs, http.StatusUnauthorized)
+		// 429: an address past its budget of failed authentications.
+		errs = append(errs, http.StatusUnauthorized, http.StatusTooManyRequests)
 	}
+	// 400 for anything the client sent wrong, in the path, the query, the
+	// headers or the body; 405 for a method the path does not have.
+	errs = append(errs, http.StatusBadRequest, http.StatusMethodNotAllowed)
 	if op.Method == http.MethodPost || op.Method == http.MethodPut || op.Method == http.MethodPatch {
-		errs = append(errs, http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity)
+		errs = append(errs, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType)
 	}
-	errs = append(errs, http.StatusInternalServerError)
+	errs = append(errs, http.StatusInternalServerError, http.StatusServiceUnavailable)
 	seen := map[int]bool{}
 	for _, e := range errs {
 		if !seen[e] {
@@ -236,32 +293,55 @@ func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
 	switch {
 	case requires(op, schemeAdminToken):
 		tok := bearer(ctx)
+		addr := clientAddress(ctx)
+		if s.cfg.Tenancy != nil {
+			if wait, limited := s.cfg.Tenancy.AddressLimited(addr); limited {
+				s.fail(ctx, addressLimited(rctx, wait))
+				return
+			}
+		}
 		if s.cfg.AdminToken == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.AdminToken)) != 1 {
+			if s.cfg.Tenancy != nil {
+				s.cfg.Tenancy.NoteFailedAuth(addr)
+			}
 			s.fail(ctx, newProblem(rctx, http.StatusUnauthorized, errcode.CodeUnauthenticated, "invalid admin token: send 'Authorization: Bearer <PAYMENTS_ADMIN_TOKEN>'"))
 			return
 		}
+		if isWrite(op.Method) {
+			if ctx = s.guardWrite(ctx, adminScope); ctx == nil {
+				return
+			}
+		}
 		next(ctx)
 	case requires(op, schemeSecretKey):
-		p, err := s.cfg.Tenancy.Authenticate(rctx, bearer(ctx))
+		p, err := s.cfg.Tenancy.AuthenticateFrom(rctx, bearer(ctx), clientAddress(ctx))
+		if errors.Is(err, tenancy.ErrAddressLimited) {
+			wait, _ := s.cfg.Tenancy.AddressLimited(clientAddress(ctx))
+			s.fail(ctx, addressLimited(rctx, wait))
+			return
+		}
 		if err != nil {
 			s.fail(ctx, problemFrom(rctx, err))
 			return
 		}
 		noteOperation(rctx, "", ids.Format(ids.PrefixTenant, p.TenantID))
-		if p.ReadOnly && op.Method != http.MethodGet && op.Method != http.MethodHead {
-			s.fail(ctx, newProblem(rctx, http.StatusForbidden, errcode.CodeReadOnlyKey, "this API key is read-only; use a secret key with write access"))
-			return
-		}
-		// A payment's risk rules need its body: its rate limit is spent
-		// after the body is read, in the same round trip as the rules.
-		withRules := s.cfg.RateLimiter != nil && s.cfg.Risk != nil && op.OperationID == opCreatePayment
+		// The rate limit comes first, so that every answer to an
+		// authenticated tenant carries the RateLimit-* headers. A payment
+		// creation with risk rules spends it once its body is read, in the
+		// same round trip as its rules (unless it is refused first).
+		readOnlyRefused := p.ReadOnly && op.Method != http.MethodGet && op.Method != http.MethodHead
+		withRules := s.cfg.RateLimiter != nil && s.cfg.Risk != nil && op.OperationID == opCreatePayment && !readOnlyRefused
 		if s.cfg.RateLimiter != nil && !withRules {
 			if !s.spend(ctx, p, s.cfg.RateLimiter.Allow(rctx, p)) {
 				return
 			}
 		}
+		if readOnlyRefused {
+			s.fail(ctx, newProblem(rctx, http.StatusForbidden, errcode.CodeReadOnlyKey, "this API key is read-only; use a secret key with write access"))
+			return
+		}
 		if isWrite(op.Method) {
-			if ctx = s.guardWrite(ctx, p); ctx == nil {
+			if ctx = s.guardWrite(ctx, p.TenantID); ctx == nil {
 				return
 			}
 		}
@@ -291,6 +371,23 @@ func (s *Server) spend(ctx huma.Context, p tenancy.Principal, d tenancy.Decision
 		return false
 	}
 	return true
+}
+
+// clientAddress is the peer's IP address. X-Forwarded-For is not read: a
+// client could set it to spread its failures over made-up addresses.
+func clientAddress(ctx huma.Context) string {
+	addr := ctx.RemoteAddr()
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
+}
+
+func addressLimited(ctx context.Context, wait time.Duration) *Problem {
+	p := newProblem(ctx, http.StatusTooManyRequests, errcode.CodeRateLimited,
+		"too many requests without a valid key from this address; retry after the Retry-After delay")
+	p.headers = http.Header{"Retry-After": []string{strconv.Itoa(max(ceilSeconds(wait), 1))}}
+	return p
 }
 
 func ceilSeconds(d time.Duration) int {

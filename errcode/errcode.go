@@ -21,7 +21,7 @@ const (
 	KindForbidden                   // 403
 	KindNotFound                    // 404
 	KindConflict                    // 409: the state forbids it right now
-	KindUnprocessable               // 422: well-formed but not acceptable
+	KindUnprocessable               // 400 since the one rule for invalid requests: well-formed but not acceptable
 	KindRateLimited                 // 429
 	KindUnavailable                 // 503: a dependency is down, retry later
 	KindTooLarge                    // 413
