@@ -112,7 +112,9 @@ func OpenAPIConfig() huma.Config {
 	// documented objects, as clients and SDKs expect.
 	c.CreateHooks = nil
 	c.OpenAPIPath = "/openapi"
-	c.DocsPath = "/docs"
+	// /docs is served from embedded assets (docs.go), not Huma's page,
+	// which loads its scripts from a public CDN.
+	c.DocsPath = ""
 	c.SchemasPath = "/schemas"
 	return c
 }
@@ -148,6 +150,7 @@ func New(cfg Config) *Server {
 	registerStripe(api, s)
 	registerWebhookEndpoints(api, s)
 
+	registerDocs(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
 	metrics := newHTTPMetrics(cfg.Registry)
 	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
