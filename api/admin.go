@@ -160,7 +160,7 @@ func registerAdmin(api huma.API, s *Server) {
 		Summary:     "List tenants",
 		Description: "Lists tenants of every shard, newest first, with cursor pagination.",
 		Tags:        tags,
-	}, schemeAdminToken, http.StatusBadRequest, http.StatusUnprocessableEntity), handle(func(ctx context.Context, in *listInput) (*accountListOutput, error) {
+	}, schemeAdminToken, http.StatusBadRequest), handle(func(ctx context.Context, in *listInput) (*accountListOutput, error) {
 		var after *uuid.UUID
 		if in.StartingAfter != "" {
 			id, ok := ids.Parse(ids.PrefixTenant, in.StartingAfter)

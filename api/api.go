@@ -94,6 +94,23 @@ func OpenAPIConfig() huma.Config {
 	c := huma.DefaultConfig("Payments API", SpecVersion)
 	c.Info.Description = "A multi-tenant payments API: card payments, refunds, a double-entry ledger and signed webhooks. " +
 		"Authenticate with a secret key: `Authorization: Bearer sk_test_...`. Amounts are integers in the currency's minor unit."
+	c.Components.Schemas = huma.NewMapRegistry(schemaPrefix, schemaName)
+	c.Info.Contact = &huma.Contact{Name: "Payments API maintainers"}
+	// No licence file grants rights to the code or the document.
+	c.Info.License = &huma.License{Name: "Proprietary"}
+	c.Servers = []*huma.Server{{URL: "http://127.0.0.1:8080", Description: "The local server that `make run` starts."}}
+	c.Tags = []*huma.Tag{
+		{Name: "Payments", Description: "Card payments: create, capture, cancel, list."},
+		{Name: "Refunds", Description: "Refunds of succeeded payments."},
+		{Name: "Events", Description: "What happened to payments, refunds and webhook endpoints, newest first; the bodies webhooks deliver."},
+		{Name: "Webhook endpoints", Description: "Where events are sent, signed, and their deliveries."},
+		{Name: "Balance", Description: "The tenant's balance and the ledger's balance transactions."},
+		{Name: "Account", Description: "The authenticated tenant."},
+		{Name: "Admin", Description: "Operator routes: tenants, keys, reconciliation and Stripe accounts, with the admin token."},
+		{Name: "Stripe", Description: "Signed events from Stripe."},
+		{Name: "Sandbox", Description: "What a customer does at the bank, for the sandbox processor only."},
+		{Name: "Health", Description: "Liveness and readiness."},
+	}
 	c.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		schemeSecretKey: {
 			Type: "http", Scheme: "bearer", BearerFormat: "sk_test_... or sk_live_...",
@@ -150,11 +167,19 @@ func New(cfg Config) *Server {
 	registerStripe(api, s)
 	registerWebhookEndpoints(api, s)
 
+	finishSpec(api.OpenAPI())
+
 	registerDocs(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
 	metrics := newHTTPMetrics(cfg.Registry)
 	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, pattern := mux.Handler(r); pattern == "" {
+			if allow := allowedMethods(mux, r); len(allow) > 0 {
+				p := newProblem(r.Context(), http.StatusMethodNotAllowed, "", r.Method+" is not allowed on "+r.URL.Path+"; use "+strings.Join(allow, ", "))
+				p.headers = http.Header{"Allow": []string{strings.Join(allow, ", ")}}
+				writeProblem(w, p)
+				return
+			}
 			writeProblem(w, newProblem(r.Context(), http.StatusNotFound, "", "no such route: "+r.Method+" "+r.URL.Path))
 			return
 		}
@@ -162,6 +187,22 @@ func New(cfg Config) *Server {
 	})
 	s.Handler = edge(root, cfg.Logger, metrics)
 	return s
+}
+
+// routeMethods are the methods a route may have; allowedMethods tries each.
+var routeMethods = []string{http.MethodDelete, http.MethodGet, http.MethodPatch, http.MethodPost, http.MethodPut}
+
+// allowedMethods lists the methods that have a route for r's path, sorted;
+// none means the path does not exist.
+func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
+	var allow []string
+	for _, m := range routeMethods {
+		probe := &http.Request{Method: m, URL: r.URL, Host: r.Host, Header: http.Header{}}
+		if _, pattern := mux.Handler(probe); pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	return allow
 }
 
 // operation fills in what every operation shares: the body limit, the
@@ -177,10 +218,13 @@ func operation(op huma.Operation, security string, errs ...int) huma.Operation {
 		op.Security = []map[string][]string{{schemeAdminToken: {}}}
 		errs = append(errs, http.StatusUnauthorized)
 	}
+	// 400 for anything the client sent wrong, in the path, the query, the
+	// headers or the body; 405 for a method the path does not have.
+	errs = append(errs, http.StatusBadRequest, http.StatusMethodNotAllowed)
 	if op.Method == http.MethodPost || op.Method == http.MethodPut || op.Method == http.MethodPatch {
-		errs = append(errs, http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity)
+		errs = append(errs, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType)
 	}
-	errs = append(errs, http.StatusInternalServerError)
+	errs = append(errs, http.StatusInternalServerError, http.StatusServiceUnavailable)
 	seen := map[int]bool{}
 	for _, e := range errs {
 		if !seen[e] {

@@ -99,7 +99,7 @@ func registerBalance(api huma.API, s *Server) {
 		Summary:     "List balance transactions",
 		Description: "Lists the movements of the balance newest first, each with amount, fee, net, type and source.",
 		Tags:        tags,
-	}, schemeSecretKey, http.StatusBadRequest, http.StatusUnprocessableEntity), handle(func(ctx context.Context, in *listBalanceTxInput) (*balanceTxListOutput, error) {
+	}, schemeSecretKey, http.StatusBadRequest), handle(func(ctx context.Context, in *listBalanceTxInput) (*balanceTxListOutput, error) {
 		page, err := in.page(ids.PrefixBalanceTx)
 		if err != nil {
 			return nil, err

@@ -18,7 +18,7 @@ import (
 // details (Huma's model) plus a stable machine code and, where they apply,
 // the parameter at fault, the decline code and the payment.
 type Problem struct {
-	Type        string              `json:"type,omitempty" doc:"A URI reference that identifies the problem type; absent means about:blank."`
+	Type        string              `json:"type" enum:"invalid_request_error,card_error,idempotency_error,rate_limit_error,authentication_error,permission_error,api_error" doc:"The class of the error, to map it to an exception: invalid_request_error (the request was wrong; 400, 404, 405, 409, 413, 415), card_error (402), idempotency_error (the Idempotency-Key was reused or is in use), rate_limit_error (429), authentication_error (401), permission_error (403), api_error (500, 503: retry later). A relative URI reference in the sense of RFC 9457." example:"card_error"`
 	Title       string              `json:"title" doc:"A short, human-readable summary of the problem type." example:"Payment Required"`
 	Status      int                 `json:"status" doc:"The HTTP status code." example:"402"`
 	Detail      string              `json:"detail,omitempty" doc:"A human-readable explanation of this occurrence." example:"Your card was declined."`
@@ -85,10 +85,11 @@ var statusOf = map[errcode.Kind]int{
 	errcode.KindForbidden:       http.StatusForbidden,
 	errcode.KindNotFound:        http.StatusNotFound,
 	errcode.KindConflict:        http.StatusConflict,
-	errcode.KindUnprocessable:   http.StatusUnprocessableEntity,
-	errcode.KindRateLimited:     http.StatusTooManyRequests,
-	errcode.KindUnavailable:     http.StatusServiceUnavailable,
-	errcode.KindTooLarge:        http.StatusRequestEntityTooLarge,
+	// Well-formed but not acceptable is still the client's mistake: 400.
+	errcode.KindUnprocessable: http.StatusBadRequest,
+	errcode.KindRateLimited:   http.StatusTooManyRequests,
+	errcode.KindUnavailable:   http.StatusServiceUnavailable,
+	errcode.KindTooLarge:      http.StatusRequestEntityTooLarge,
 }
 
 // defaultCode names errors that Huma or the router raise without a code.
@@ -103,7 +104,6 @@ var defaultCode = map[int]string{
 	http.StatusConflict:              "conflict",
 	http.StatusRequestEntityTooLarge: errcode.CodeRequestTooLarge,
 	http.StatusUnsupportedMediaType:  "unsupported_media_type",
-	http.StatusUnprocessableEntity:   errcode.CodeParameterInvalid,
 	http.StatusTooManyRequests:       errcode.CodeRateLimited,
 	http.StatusInternalServerError:   errcode.CodeInternal,
 	http.StatusServiceUnavailable:    errcode.CodeUnavailable,
@@ -116,9 +116,8 @@ func newProblem(ctx context.Context, status int, code, detail string) *Problem {
 			code = "error"
 		}
 	}
-	// Type stays empty, which RFC 9457 reads as "about:blank": the status
-	// and the code say what happened.
 	return &Problem{
+		Type:      errorTypeOf(status, code),
 		Title:     http.StatusText(status),
 		Status:    status,
 		Detail:    detail,
@@ -147,9 +146,19 @@ func fromHuma(ctx context.Context, status int, msg string, errs ...error) *Probl
 			continue
 		}
 	}
+	// One rule for invalid requests: everything the client sent wrong
+	// answers 400 with a code and, where one is at fault, the param. Huma
+	// answers 422 for a body that parses but does not validate.
+	validation := status == http.StatusUnprocessableEntity
+	if validation {
+		status = http.StatusBadRequest
+	}
 	p := newProblem(ctx, status, "", msg)
+	if validation {
+		p.Code = errcode.CodeParameterInvalid
+	}
 	p.Errors = details
-	if status == http.StatusUnprocessableEntity && len(details) > 0 {
+	if validation && len(details) > 0 {
 		first := details[0]
 		p.Param = strings.TrimPrefix(strings.TrimPrefix(first.Location, "body."), "query.")
 		p.Param = strings.TrimPrefix(p.Param, "path.")
@@ -161,7 +170,7 @@ func fromHuma(ctx context.Context, status int, msg string, errs ...error) *Probl
 			p.Detail += " (" + first.Location + ")"
 		}
 	}
-	if status == http.StatusBadRequest && len(details) > 0 && details[0].Location == "body" {
+	if !validation && status == http.StatusBadRequest && len(details) > 0 && details[0].Location == "body" {
 		p.Code = "invalid_json"
 		p.Detail = "the request body is not valid JSON: " + details[0].Message
 		p.Errors = nil // the detail would echo the body back

@@ -63,7 +63,7 @@ func registerEvents(api huma.API, s *Server) {
 		Summary:     "List events",
 		Description: "Lists events newest first, optionally of one type. Events are written in the same transaction as the change they describe.",
 		Tags:        tags,
-	}, schemeSecretKey, http.StatusBadRequest, http.StatusUnprocessableEntity), handle(func(ctx context.Context, in *listEventsInput) (*eventListOutput, error) {
+	}, schemeSecretKey, http.StatusBadRequest), handle(func(ctx context.Context, in *listEventsInput) (*eventListOutput, error) {
 		page, err := in.page(ids.PrefixEvent)
 		if err != nil {
 			return nil, err

@@ -118,13 +118,13 @@ func TestBadBodies(t *testing.T) {
 	expectProblem(t, h.do("POST", "/v1/admin/tenants", adminToken, big), http.StatusRequestEntityTooLarge, "request_too_large")
 	// 400: malformed JSON.
 	expectProblem(t, h.do("POST", "/v1/admin/tenants", adminToken, `{"name": "x",`), http.StatusBadRequest, "invalid_json")
-	// 422: unknown field, named in param.
-	p := expectProblem(t, h.do("POST", "/v1/admin/tenants", adminToken, `{"name":"x","region":"local","nmae":"y"}`), http.StatusUnprocessableEntity, "parameter_unknown")
+	// 400: unknown field, named in param.
+	p := expectProblem(t, h.do("POST", "/v1/admin/tenants", adminToken, `{"name":"x","region":"local","nmae":"y"}`), http.StatusBadRequest, "parameter_unknown")
 	if !strings.Contains(p["detail"].(string), "nmae") {
 		t.Fatalf("detail does not name the field: %v", p)
 	}
-	// 422: a value out of bounds.
-	p = expectProblem(t, h.do("POST", "/v1/admin/tenants", adminToken, map[string]any{"name": strings.Repeat("x", 201), "region": "local"}), http.StatusUnprocessableEntity, "parameter_invalid")
+	// 400: a value out of bounds.
+	p = expectProblem(t, h.do("POST", "/v1/admin/tenants", adminToken, map[string]any{"name": strings.Repeat("x", 201), "region": "local"}), http.StatusBadRequest, "parameter_invalid")
 	if p["param"] != "name" {
 		t.Fatalf("param %v, want name", p["param"])
 	}

@@ -17,7 +17,7 @@ import (
 // IdempotencyHeader documents and carries the Idempotency-Key header of
 // every POST.
 type IdempotencyHeader struct {
-	IdempotencyKey string `header:"Idempotency-Key" maxLength:"255" doc:"Makes the request safe to retry: the same key with the same request answers the stored result (with Idempotent-Replayed: true) for at least 24 hours; with a different request it answers 422; while the first is still running, 409." example:"order-1234-attempt-1"`
+	IdempotencyKey string `header:"Idempotency-Key" maxLength:"255" doc:"Makes the request safe to retry: the same key with the same request answers the stored result (with Idempotent-Replayed: true) for at least 24 hours; with a different request it answers 400 (idempotency_error); while the first is still running, 409." example:"order-1234-attempt-1"`
 }
 
 type locationInput struct {
@@ -31,7 +31,7 @@ type createPaymentInput struct {
 		Amount        int64             `json:"amount" minimum:"1" doc:"Amount in the currency's minor unit: 2000 is 20.00 usd, 2000 is 2000 jpy. At most 99999999 by default." example:"2000"`
 		Currency      string            `json:"currency" minLength:"3" maxLength:"3" doc:"Three-letter ISO 4217 code, lowercase." example:"usd"`
 		PaymentMethod string            `json:"payment_method" minLength:"1" maxLength:"255" doc:"A processor token, such as pm_card_visa. Never card data: a request that carries a card number is refused." example:"pm_card_visa"`
-		CaptureMethod string            `json:"capture_method,omitempty" enum:"automatic,manual" default:"automatic" doc:"automatic captures at once; manual authorizes and waits for a capture call."`
+		CaptureMethod string            `json:"capture_method,omitempty" enum:"automatic,manual" doc:"automatic (the default when absent) captures at once; manual authorizes and waits for a capture call." example:"automatic"`
 		Description   *string           `json:"description,omitempty" maxLength:"1000" doc:"Your description of the payment." example:"Order 1234"`
 		Customer      *string           `json:"customer,omitempty" minLength:"1" maxLength:"255" doc:"Your own reference of the customer, for filtering." example:"cus_8812"`
 		Metadata      map[string]string `json:"metadata,omitempty" maxProperties:"50" doc:"Up to 50 key-value pairs; keys up to 40 characters, values up to 500." example:"{\"order_id\":\"1234\"}"`
@@ -168,7 +168,7 @@ func registerPayments(api huma.API, s *Server) {
 		Summary:     "List payments",
 		Description: "Lists payments newest first, with cursor pagination and filters by status, customer and creation time.",
 		Tags:        tags,
-	}, schemeSecretKey, http.StatusBadRequest, http.StatusUnprocessableEntity), handle(func(ctx context.Context, in *listPaymentsInput) (*paymentListOutput, error) {
+	}, schemeSecretKey, http.StatusBadRequest), handle(func(ctx context.Context, in *listPaymentsInput) (*paymentListOutput, error) {
 		page, err := in.page(ids.PrefixPayment)
 		if err != nil {
 			return nil, err

@@ -302,9 +302,9 @@ func TestIdempotency(t *testing.T) {
 		t.Fatalf("replay: %d %v\n%s\n%s", again.Status, again.Header, again.Body, first.Body)
 	}
 	// A different request with the same key.
-	expectProblem(t, h.pay(ten.Secret, visa(1300), "Idempotency-Key", "k1"), http.StatusUnprocessableEntity, "idempotency_key_reused")
+	expectProblem(t, h.pay(ten.Secret, visa(1300), "Idempotency-Key", "k1"), http.StatusBadRequest, "idempotency_key_reused")
 	// Another path with the same key is another request too.
-	expectProblem(t, h.do("POST", "/v1/refunds", ten.Secret, map[string]any{"payment": first.json(t)["id"]}, "Idempotency-Key", "k1"), http.StatusUnprocessableEntity, "idempotency_key_reused")
+	expectProblem(t, h.do("POST", "/v1/refunds", ten.Secret, map[string]any{"payment": first.json(t)["id"]}, "Idempotency-Key", "k1"), http.StatusBadRequest, "idempotency_key_reused")
 	// Keys are per tenant.
 	other := h.createTenant("Other", nil)
 	if r := h.pay(other.Secret, visa(1200), "Idempotency-Key", "k1"); r.Status != http.StatusCreated || r.Header.Get("Idempotent-Replayed") != "" {
@@ -317,7 +317,7 @@ func TestIdempotency(t *testing.T) {
 		t.Fatalf("decline replay: %d %d\n%s\n%s", d1.Status, d2.Status, d1.Body, d2.Body)
 	}
 	// A request refused by validation stores nothing: the key stays free.
-	expectProblem(t, h.pay(ten.Secret, map[string]any{"amount": 0, "currency": "usd", "payment_method": "pm_card_visa"}, "Idempotency-Key", "k3"), http.StatusUnprocessableEntity, "parameter_invalid")
+	expectProblem(t, h.pay(ten.Secret, map[string]any{"amount": 0, "currency": "usd", "payment_method": "pm_card_visa"}, "Idempotency-Key", "k3"), http.StatusBadRequest, "parameter_invalid")
 	expectProblem(t, h.pay(ten.Secret, map[string]any{"amount": 100, "currency": "xxx", "payment_method": "pm_card_visa"}, "Idempotency-Key", "k3"), http.StatusBadRequest, "currency_unsupported")
 	if r := h.pay(ten.Secret, visa(100), "Idempotency-Key", "k3"); r.Status != http.StatusCreated || r.Header.Get("Idempotent-Replayed") != "" {
 		t.Fatalf("key after rejected requests: %d %s", r.Status, r.Body)
@@ -531,21 +531,21 @@ func TestPaymentInputLimits(t *testing.T) {
 	}{
 		{"unsupported currency", with(visa(100), "currency", "xxx"), 400, "currency_unsupported", "currency"},
 		{"uppercase currency", with(visa(100), "currency", "USD"), 400, "currency_unsupported", "currency"},
-		{"amount zero", with(visa(100), "amount", 0), 422, "parameter_invalid", "amount"},
-		{"amount negative", with(visa(100), "amount", -5), 422, "parameter_invalid", "amount"},
+		{"amount zero", with(visa(100), "amount", 0), 400, "parameter_invalid", "amount"},
+		{"amount negative", with(visa(100), "amount", -5), 400, "parameter_invalid", "amount"},
 		{"amount above max", with(visa(100), "amount", 100_000_000), 400, "amount_too_large", "amount"},
-		{"amount fractional", `{"amount": 10.5, "currency": "usd", "payment_method": "pm_card_visa"}`, 422, "parameter_invalid", "amount"},
-		{"amount string", `{"amount": "1000", "currency": "usd", "payment_method": "pm_card_visa"}`, 422, "parameter_invalid", "amount"},
-		{"missing payment method", map[string]any{"amount": 100, "currency": "usd"}, 422, "parameter_invalid", ""},
+		{"amount fractional", `{"amount": 10.5, "currency": "usd", "payment_method": "pm_card_visa"}`, 400, "parameter_invalid", "amount"},
+		{"amount string", `{"amount": "1000", "currency": "usd", "payment_method": "pm_card_visa"}`, 400, "parameter_invalid", "amount"},
+		{"missing payment method", map[string]any{"amount": 100, "currency": "usd"}, 400, "parameter_invalid", ""},
 		{"bad payment method", with(visa(100), "payment_method", "pm card visa"), 400, "parameter_invalid", "payment_method"},
 		{"unknown payment method", with(visa(100), "payment_method", "pm_card_unknown"), 400, "payment_method_invalid", "payment_method"},
-		{"capture method", with(visa(100), "capture_method", "later"), 422, "parameter_invalid", "capture_method"},
-		{"51 metadata keys", with(visa(100), "metadata", meta(51, 2, 1)), 422, "parameter_invalid", "metadata"},
+		{"capture method", with(visa(100), "capture_method", "later"), 400, "parameter_invalid", "capture_method"},
+		{"51 metadata keys", with(visa(100), "metadata", meta(51, 2, 1)), 400, "parameter_invalid", "metadata"},
 		{"metadata key 41", with(visa(100), "metadata", meta(1, 41, 1)), 400, "parameter_invalid", "metadata"},
 		{"metadata value 501", with(visa(100), "metadata", meta(1, 2, 501)), 400, "parameter_invalid", ""},
-		{"description 1001", with(visa(100), "description", strings.Repeat("d", 1001)), 422, "parameter_invalid", "description"},
-		{"latitude", with(visa(100), "location", map[string]float64{"lat": 91, "lon": 0}), 422, "parameter_invalid", "location.lat"},
-		{"unknown field", with(visa(100), "amount_cents", 5), 422, "parameter_unknown", ""},
+		{"description 1001", with(visa(100), "description", strings.Repeat("d", 1001)), 400, "parameter_invalid", "description"},
+		{"latitude", with(visa(100), "location", map[string]float64{"lat": 91, "lon": 0}), 400, "parameter_invalid", "location.lat"},
+		{"unknown field", with(visa(100), "amount_cents", 5), 400, "parameter_unknown", ""},
 	}
 	for _, c := range cases {
 		r := h.do("POST", "/v1/payments", ten.Secret, c.body)

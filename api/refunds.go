@@ -97,7 +97,7 @@ func registerRefunds(api huma.API, s *Server) {
 		Summary:     "List refunds",
 		Description: "Lists refunds newest first, optionally of one payment.",
 		Tags:        tags,
-	}, schemeSecretKey, http.StatusBadRequest, http.StatusUnprocessableEntity), handle(func(ctx context.Context, in *listRefundsInput) (*refundListOutput, error) {
+	}, schemeSecretKey, http.StatusBadRequest), handle(func(ctx context.Context, in *listRefundsInput) (*refundListOutput, error) {
 		page, err := in.page(ids.PrefixRefund)
 		if err != nil {
 			return nil, err

@@ -239,7 +239,7 @@ func registerStripe(api huma.API, s *Server) {
 		Description: reportDoc + "Changes nothing. At most 100 payments and 100 refunds per request (truncated says when more matched); " +
 			"`payments reconcile` compares up to 10,000. 503 processor_unavailable when the processor cannot be asked.",
 		Tags: admin,
-	}, schemeAdminToken, http.StatusBadRequest, http.StatusNotFound, http.StatusUnprocessableEntity, http.StatusServiceUnavailable),
+	}, schemeAdminToken, http.StatusBadRequest, http.StatusNotFound, http.StatusServiceUnavailable),
 		handle(func(ctx context.Context, in *reconciliationQuery) (*reconciliationOutput, error) {
 			return s.reconcile(ctx, in.Tenant, in.Since, in.Limit, false)
 		}))

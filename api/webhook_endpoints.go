@@ -152,7 +152,7 @@ func registerWebhookEndpoints(api huma.API, s *Server) {
 		Summary:     "List webhook endpoints",
 		Description: "Lists the account's endpoints newest first, without their secrets, with cursor pagination.",
 		Tags:        tags,
-	}, schemeSecretKey, http.StatusBadRequest, http.StatusUnprocessableEntity), handle(func(ctx context.Context, in *ListQuery) (*endpointListOutput, error) {
+	}, schemeSecretKey, http.StatusBadRequest), handle(func(ctx context.Context, in *ListQuery) (*endpointListOutput, error) {
 		page, err := in.page(ids.PrefixWebhook)
 		if err != nil {
 			return nil, err
@@ -198,7 +198,7 @@ func registerWebhookEndpoints(api huma.API, s *Server) {
 		Summary:     "Delete a webhook endpoint",
 		Description: "Deletes an endpoint: it gets no more deliveries (pending ones end as failed) and answers 404 from now on.",
 		Tags:        tags,
-	}, schemeSecretKey, http.StatusNotFound, http.StatusConflict, http.StatusUnprocessableEntity), handle(func(ctx context.Context, in *endpointIDInput) (*deletedEndpointOutput, error) {
+	}, schemeSecretKey, http.StatusNotFound, http.StatusConflict), handle(func(ctx context.Context, in *endpointIDInput) (*deletedEndpointOutput, error) {
 		storeAs(ctx, http.StatusOK, deletedView)
 		id, err := endpointID(in.ID)
 		if err != nil {
@@ -239,7 +239,7 @@ func registerWebhookEndpoints(api huma.API, s *Server) {
 		Summary:     "List an endpoint's deliveries",
 		Description: "Lists the endpoint's deliveries newest first, each with its status and its newest attempts: time, HTTP status, latency, error and the start of the answer's body (at most 64 KiB).",
 		Tags:        tags,
-	}, schemeSecretKey, http.StatusBadRequest, http.StatusNotFound, http.StatusUnprocessableEntity), handle(func(ctx context.Context, in *listDeliveriesInput) (*deliveryListOutput, error) {
+	}, schemeSecretKey, http.StatusBadRequest, http.StatusNotFound), handle(func(ctx context.Context, in *listDeliveriesInput) (*deliveryListOutput, error) {
 		id, err := endpointID(in.ID)
 		if err != nil {
 			return nil, err
