@@ -246,7 +246,7 @@ func TestEndToEnd(t *testing.T) {
 		if firstEvent == "" {
 			firstEvent = e.Id
 		}
-		types = append(types, e.Type)
+		types = append(types, string(e.Type))
 	}
 	for _, want := range []string{"payment.succeeded", "payment.failed", "refund.succeeded"} {
 		if !slices.Contains(types, want) {
@@ -340,8 +340,14 @@ func testWebhookDelivery(t *testing.T, ctx context.Context, c *payments.Client) 
 	if err != nil {
 		t.Fatalf("a real delivery does not verify: %v\n%s\n%s", err, sig, d.body)
 	}
-	if ev.Type != "payment.succeeded" || ev.Id != d.header.Get(payments.EventIDHeader) {
+	if string(ev.Type) != "payment.succeeded" || ev.Id != d.header.Get(payments.EventIDHeader) {
 		t.Fatalf("delivered event: %+v (header %s)", ev, d.header.Get(payments.EventIDHeader))
+	}
+	if kind, err := ev.Data.Object.Discriminator(); err != nil || kind != "payment" {
+		t.Fatalf("event data.object is %q (%v), want a payment", kind, err)
+	}
+	if obj, err := ev.Data.Object.AsPayment(); err != nil || obj.Id != p.Id || obj.Amount != 1234 {
+		t.Fatalf("event data.object: %+v %v", obj, err)
 	}
 	t.Logf("delivery of %s verified: %s", ev.Id, sig)
 	// The same delivery with a changed body, another secret, or too late fails.
