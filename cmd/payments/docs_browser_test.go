@@ -42,7 +42,7 @@ func chromiumPath(t *testing.T) string {
 func offlineBrowser(t *testing.T, chromium, dir string, args ...string) []byte {
 	t.Helper()
 	base := []string{
-		"--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--hide-scrollbars",
 		"--user-data-dir=" + filepath.Join(dir, "profile"),
 		"--no-first-run", "--no-default-browser-check", "--disable-background-networking",
 		"--disable-component-update", "--disable-sync", "--disable-default-apps", "--disable-extensions",
