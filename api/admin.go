@@ -6,8 +6,10 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/payments-api/payments/errcode"
+	"github.com/payments-api/payments/idempotency"
 	"github.com/payments-api/payments/ids"
 	"github.com/payments-api/payments/tenancy"
 )
@@ -52,6 +54,7 @@ func NewTenantCreated(t tenancy.Tenant, secret string, k tenancy.APIKey) TenantC
 }
 
 type createTenantInput struct {
+	IdempotencyHeader
 	Body struct {
 		Name               string `json:"name" minLength:"1" maxLength:"200" doc:"The merchant's name." example:"Acme Books"`
 		Region             string `json:"region" minLength:"1" maxLength:"63" doc:"The home region; it must have at least one shard." example:"local"`
@@ -85,6 +88,7 @@ type tenantPath struct {
 }
 
 type updateTenantInput struct {
+	IdempotencyHeader
 	Tenant string `path:"tenant" maxLength:"64" doc:"The tenant's ID." example:"ten_06f0kb9t5q3e3bq4b7bw0vq2rc"`
 	Body   struct {
 		Status             string `json:"status,omitempty" enum:"active,disabled" doc:"Disable to make every key of the account answer 403." example:"disabled"`
@@ -94,6 +98,7 @@ type updateTenantInput struct {
 }
 
 type createKeyInput struct {
+	IdempotencyHeader
 	Tenant string `path:"tenant" maxLength:"64" doc:"The tenant's ID." example:"ten_06f0kb9t5q3e3bq4b7bw0vq2rc"`
 	Body   struct {
 		Mode     string `json:"mode,omitempty" enum:"test,live" doc:"test when absent." example:"test"`
@@ -120,6 +125,12 @@ type keyPath struct {
 	Key    string `path:"key" maxLength:"64" doc:"The key's ID." example:"key_06f0kb9t5q3e3bq4b7bw0vq2rc"`
 }
 
+type revokeKeyInput struct {
+	IdempotencyHeader
+	Tenant string `path:"tenant" maxLength:"64" doc:"The tenant's ID." example:"ten_06f0kb9t5q3e3bq4b7bw0vq2rc"`
+	Key    string `path:"key" maxLength:"64" doc:"The key's ID." example:"key_06f0kb9t5q3e3bq4b7bw0vq2rc"`
+}
+
 // objectID reads an object's ID from a request; anything else answers 404
 // resource_missing, like an ID that exists elsewhere.
 func objectID(prefix, what, s string) (uuid.UUID, error) {
@@ -142,16 +153,25 @@ func registerAdmin(api huma.API, s *Server) {
 		Description:   "Places a new tenant on a shard of its home region and answers the account with its first secret key. The secret is shown only in this answer.",
 		Tags:          tags,
 		DefaultStatus: http.StatusCreated,
-	}, schemeAdminToken, http.StatusBadRequest), handle(func(ctx context.Context, in *createTenantInput) (*tenantCreatedOutput, error) {
-		t, secret, k, err := s.cfg.Tenancy.CreateTenant(ctx, tenancy.CreateTenantParams{
+	}, schemeAdminToken, http.StatusBadRequest), handle(adminWrite(s, http.StatusCreated, func(ctx context.Context, in *createTenantInput) (*tenantCreatedOutput, error) {
+		params := tenancy.CreateTenantParams{
 			Name: in.Body.Name, Region: in.Body.Region, RateLimitPerSecond: in.Body.RateLimitPerSecond,
 			RateLimitBurst: in.Body.RateLimitBurst, KeyMode: tenancy.Mode(in.Body.KeyMode),
-		})
+		}
+		if r := idempotency.From(ctx); r != nil {
+			// The answer is stored in the transaction that makes the
+			// tenant reachable: a crash never leaves a tenant that a
+			// retry would create again.
+			params.Finish = func(ctx context.Context, tx pgx.Tx, t tenancy.Tenant, secret string, k tenancy.APIKey) error {
+				return r.Complete(ctx, tx, &tenantCreatedOutput{Body: NewTenantCreated(t, secret, k)}, nil)
+			}
+		}
+		t, secret, k, err := s.cfg.Tenancy.CreateTenant(ctx, params)
 		if err != nil {
 			return nil, err
 		}
 		return &tenantCreatedOutput{Body: NewTenantCreated(t, secret, k)}, nil
-	}))
+	})))
 
 	huma.Register(api, operation(huma.Operation{
 		OperationID: "admin-list-tenants",
@@ -206,7 +226,7 @@ func registerAdmin(api huma.API, s *Server) {
 		Summary:     "Update a tenant",
 		Description: "Changes a tenant's status or rate limits. Disabling takes effect within five seconds.",
 		Tags:        tags,
-	}, schemeAdminToken, http.StatusNotFound), handle(func(ctx context.Context, in *updateTenantInput) (*accountOutput, error) {
+	}, schemeAdminToken, http.StatusNotFound), handle(adminWrite(s, http.StatusOK, func(ctx context.Context, in *updateTenantInput) (*accountOutput, error) {
 		id, err := parseTenant(in.Tenant)
 		if err != nil {
 			return nil, err
@@ -227,7 +247,7 @@ func registerAdmin(api huma.API, s *Server) {
 			return nil, err
 		}
 		return &accountOutput{Body: accountOf(t)}, nil
-	}))
+	})))
 
 	huma.Register(api, operation(huma.Operation{
 		OperationID:   "admin-create-key",
@@ -237,17 +257,23 @@ func registerAdmin(api huma.API, s *Server) {
 		Description:   "Issues another secret key for a tenant, optionally read-only. The secret is shown only in this answer.",
 		Tags:          tags,
 		DefaultStatus: http.StatusCreated,
-	}, schemeAdminToken, http.StatusNotFound), handle(func(ctx context.Context, in *createKeyInput) (*keyOutput, error) {
+	}, schemeAdminToken, http.StatusNotFound), handle(adminWrite(s, http.StatusCreated, func(ctx context.Context, in *createKeyInput) (*keyOutput, error) {
 		id, err := parseTenant(in.Tenant)
 		if err != nil {
 			return nil, err
 		}
-		secret, k, err := s.cfg.Tenancy.CreateKey(ctx, id, tenancy.Mode(in.Body.Mode), in.Body.ReadOnly)
+		var finish func(context.Context, pgx.Tx, string, tenancy.APIKey) error
+		if r := idempotency.From(ctx); r != nil {
+			finish = func(ctx context.Context, tx pgx.Tx, secret string, k tenancy.APIKey) error {
+				return r.Complete(ctx, tx, &keyOutput{Body: APIKeyOf(k, secret)}, nil)
+			}
+		}
+		secret, k, err := s.cfg.Tenancy.CreateKeyThen(ctx, id, tenancy.Mode(in.Body.Mode), in.Body.ReadOnly, finish)
 		if err != nil {
 			return nil, err
 		}
 		return &keyOutput{Body: APIKeyOf(k, secret)}, nil
-	}))
+	})))
 
 	huma.Register(api, operation(huma.Operation{
 		OperationID: "admin-list-keys",
@@ -279,7 +305,7 @@ func registerAdmin(api huma.API, s *Server) {
 		Summary:     "Revoke an API key",
 		Description: "Revokes a key. It stops authenticating within five seconds. Revoking a revoked key changes nothing.",
 		Tags:        tags,
-	}, schemeAdminToken, http.StatusNotFound), handle(func(ctx context.Context, in *keyPath) (*keyOutput, error) {
+	}, schemeAdminToken, http.StatusNotFound), handle(adminWrite(s, http.StatusOK, func(ctx context.Context, in *revokeKeyInput) (*keyOutput, error) {
 		tid, err := parseTenant(in.Tenant)
 		if err != nil {
 			return nil, err
@@ -293,5 +319,5 @@ func registerAdmin(api huma.API, s *Server) {
 			return nil, err
 		}
 		return &keyOutput{Body: APIKeyOf(k, "")}, nil
-	}))
+	})))
 }

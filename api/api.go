@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -29,6 +30,7 @@ import (
 	"github.com/payments-api/payments/ids"
 	"github.com/payments-api/payments/payments"
 	"github.com/payments-api/payments/processor/sandbox"
+	"github.com/payments-api/payments/secretbox"
 	"github.com/payments-api/payments/sharding"
 	"github.com/payments-api/payments/tenancy"
 	"github.com/payments-api/payments/webhooks"
@@ -81,6 +83,9 @@ type Server struct {
 	Handler http.Handler
 	API     huma.API
 	cfg     Config
+	// adminBox seals the stored answers of admin writes (see
+	// admin_idempotency.go).
+	adminBox *secretbox.Box
 }
 
 // SpecVersion is the version of the API contract, a date like the API
@@ -154,6 +159,9 @@ func New(cfg Config) *Server {
 	}
 	api := humago.New(mux, hc)
 	s := &Server{API: api, cfg: cfg}
+	if cfg.AdminToken != "" {
+		s.adminBox = newAdminBox(cfg.AdminToken)
+	}
 	api.UseMiddleware(s.authenticate)
 
 	registerHealth(api, s)
@@ -173,6 +181,10 @@ func New(cfg Config) *Server {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
 	metrics := newHTTPMetrics(cfg.Registry)
 	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := checkURL(r); p != nil {
+			writeProblem(w, p)
+			return
+		}
 		if _, pattern := mux.Handler(r); pattern == "" {
 			if allow := allowedMethods(mux, r); len(allow) > 0 {
 				p := newProblem(r.Context(), http.StatusMethodNotAllowed, "", r.Method+" is not allowed on "+r.URL.Path+"; use "+strings.Join(allow, ", "))
@@ -216,7 +228,8 @@ func operation(op huma.Operation, security string, errs ...int) huma.Operation {
 		errs = append(errs, http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests)
 	case schemeAdminToken:
 		op.Security = []map[string][]string{{schemeAdminToken: {}}}
-		errs = append(errs, http.StatusUnauthorized)
+		// 429: an address past its budget of failed authentications.
+		errs = append(errs, http.StatusUnauthorized, http.StatusTooManyRequests)
 	default:
 		// Public: an explicit empty requirement ("security": []) says so
 		// to linters and generators, rather than leaving it unsaid.
@@ -280,22 +293,40 @@ func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
 	switch {
 	case requires(op, schemeAdminToken):
 		tok := bearer(ctx)
+		addr := clientAddress(ctx)
+		if s.cfg.Tenancy != nil {
+			if wait, limited := s.cfg.Tenancy.AddressLimited(addr); limited {
+				s.fail(ctx, addressLimited(rctx, wait))
+				return
+			}
+		}
 		if s.cfg.AdminToken == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.AdminToken)) != 1 {
+			if s.cfg.Tenancy != nil {
+				s.cfg.Tenancy.NoteFailedAuth(addr)
+			}
 			s.fail(ctx, newProblem(rctx, http.StatusUnauthorized, errcode.CodeUnauthenticated, "invalid admin token: send 'Authorization: Bearer <PAYMENTS_ADMIN_TOKEN>'"))
 			return
 		}
+		if isWrite(op.Method) {
+			if ctx = s.guardWrite(ctx, adminScope); ctx == nil {
+				return
+			}
+		}
 		next(ctx)
 	case requires(op, schemeSecretKey):
-		p, err := s.cfg.Tenancy.Authenticate(rctx, bearer(ctx))
+		p, err := s.cfg.Tenancy.AuthenticateFrom(rctx, bearer(ctx), clientAddress(ctx))
+		if errors.Is(err, tenancy.ErrAddressLimited) {
+			wait, _ := s.cfg.Tenancy.AddressLimited(clientAddress(ctx))
+			s.fail(ctx, addressLimited(rctx, wait))
+			return
+		}
 		if err != nil {
 			s.fail(ctx, problemFrom(rctx, err))
 			return
 		}
 		noteOperation(rctx, "", ids.Format(ids.PrefixTenant, p.TenantID))
-		if p.ReadOnly && op.Method != http.MethodGet && op.Method != http.MethodHead {
-			s.fail(ctx, newProblem(rctx, http.StatusForbidden, errcode.CodeReadOnlyKey, "this API key is read-only; use a secret key with write access"))
-			return
-		}
+		// The rate limit comes first, so that every answer to an
+		// authenticated tenant carries the RateLimit-* headers.
 		if s.cfg.RateLimiter != nil {
 			d := s.cfg.RateLimiter.Allow(rctx, p)
 			ctx.SetHeader("RateLimit-Limit", strconv.Itoa(d.Limit))
@@ -309,8 +340,12 @@ func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
 				return
 			}
 		}
+		if p.ReadOnly && op.Method != http.MethodGet && op.Method != http.MethodHead {
+			s.fail(ctx, newProblem(rctx, http.StatusForbidden, errcode.CodeReadOnlyKey, "this API key is read-only; use a secret key with write access"))
+			return
+		}
 		if isWrite(op.Method) {
-			if ctx = s.guardWrite(ctx, p); ctx == nil {
+			if ctx = s.guardWrite(ctx, p.TenantID); ctx == nil {
 				return
 			}
 		}
@@ -318,6 +353,23 @@ func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
 	default:
 		next(ctx)
 	}
+}
+
+// clientAddress is the peer's IP address. X-Forwarded-For is not read: a
+// client could set it to spread its failures over made-up addresses.
+func clientAddress(ctx huma.Context) string {
+	addr := ctx.RemoteAddr()
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
+}
+
+func addressLimited(ctx context.Context, wait time.Duration) *Problem {
+	p := newProblem(ctx, http.StatusTooManyRequests, errcode.CodeRateLimited,
+		"too many requests without a valid key from this address; retry after the Retry-After delay")
+	p.headers = http.Header{"Retry-After": []string{strconv.Itoa(max(ceilSeconds(wait), 1))}}
+	return p
 }
 
 func ceilSeconds(d time.Duration) int {

@@ -22,38 +22,48 @@ import (
 // in an answer must be declared on that answer in the spec.
 var contractHeaders = []string{"Request-Id", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "Retry-After", "Idempotent-Replayed", "Allow"}
 
-// contract validates answers against the OpenAPI 3.0 document the server
-// serves, with kin-openapi's openapi3filter, an independent validator.
+// contract validates answers against both OpenAPI documents the server
+// serves (3.1 and 3.0), with kin-openapi's openapi3filter, an independent
+// validator.
 type contract struct {
-	t      *testing.T
-	h      *harness
-	doc    *openapi3.T
-	router routers.Router
+	t     *testing.T
+	h     *harness
+	specs []*servedSpec
 	// seen counts answers per status, to show how broad the run was.
 	seen       map[int]int
 	mismatches int
 }
 
+type servedSpec struct {
+	path   string
+	doc    *openapi3.T
+	router routers.Router
+}
+
 func newContract(t *testing.T, h *harness) *contract {
 	t.Helper()
-	r := h.do("GET", "/openapi-3.0.json", "", nil)
-	if r.Status != http.StatusOK {
-		t.Fatalf("GET /openapi-3.0.json: %d", r.Status)
+	c := &contract{t: t, h: h, seen: map[int]int{}}
+	for _, path := range []string{"/openapi.json", "/openapi-3.0.json"} {
+		r := h.do("GET", path, "", nil)
+		if r.Status != http.StatusOK {
+			t.Fatalf("GET %s: %d", path, r.Status)
+		}
+		loader := openapi3.NewLoader()
+		doc, err := loader.LoadFromData(r.Body)
+		if err != nil {
+			t.Fatalf("load %s: %v", path, err)
+		}
+		if err := doc.Validate(context.Background()); err != nil {
+			t.Fatalf("%s is not a valid OpenAPI document: %v", path, err)
+		}
+		doc.Servers = openapi3.Servers{{URL: h.url}}
+		router, err := gorillamux.NewRouter(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.specs = append(c.specs, &servedSpec{path: path, doc: doc, router: router})
 	}
-	loader := openapi3.NewLoader()
-	doc, err := loader.LoadFromData(r.Body)
-	if err != nil {
-		t.Fatalf("load spec: %v", err)
-	}
-	if err := doc.Validate(context.Background()); err != nil {
-		t.Fatalf("the spec is not valid OpenAPI 3.0: %v", err)
-	}
-	doc.Servers = openapi3.Servers{{URL: h.url}}
-	router, err := gorillamux.NewRouter(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &contract{t: t, h: h, doc: doc, router: router, seen: map[int]int{}}
+	return c
 }
 
 // send sends one request and validates the answer: status, content type,
@@ -97,31 +107,33 @@ func (c *contract) send(method, path, auth string, body any, headers ...string) 
 	}
 	out := response{Status: res.StatusCode, Header: res.Header, Body: b}
 	c.seen[out.Status]++
-	c.validate(req, out)
+	for _, sp := range c.specs {
+		c.validate(sp, req, out)
+	}
 	return out
 }
 
-func (c *contract) fail(req *http.Request, r response, format string, args ...any) {
+func (c *contract) fail(sp *servedSpec, req *http.Request, r response, format string, args ...any) {
 	c.t.Helper()
 	c.mismatches++
-	c.t.Errorf("%s %s → %d: %s\n  body: %.300s", req.Method, req.URL.Path, r.Status, strings.TrimSpace(strings.ReplaceAll(
+	c.t.Errorf("[%s] %s %s → %d: %s\n  body: %.300s", sp.path, req.Method, req.URL.Path, r.Status, strings.TrimSpace(strings.ReplaceAll(
 		fmt.Sprintf(format, args...), "\n", "\n  ")), r.Body)
 }
 
-func (c *contract) validate(req *http.Request, r response) {
+func (c *contract) validate(sp *servedSpec, req *http.Request, r response) {
 	c.t.Helper()
-	route, params, err := c.router.FindRoute(req)
+	route, params, err := sp.router.FindRoute(req)
 	if err != nil {
 		var re *routers.RouteError
 		if errors.As(err, &re) && errors.Is(err, routers.ErrMethodNotAllowed) {
-			c.validateUnrouted(req, r, http.StatusMethodNotAllowed)
+			c.validateUnrouted(sp, req, r, http.StatusMethodNotAllowed)
 			return
 		}
 		if errors.Is(err, routers.ErrPathNotFound) {
-			c.validateUnrouted(req, r, http.StatusNotFound)
+			c.validateUnrouted(sp, req, r, http.StatusNotFound)
 			return
 		}
-		c.fail(req, r, "find route: %v", err)
+		c.fail(sp, req, r, "find route: %v", err)
 		return
 	}
 	in := &openapi3filter.ResponseValidationInput{
@@ -135,7 +147,7 @@ func (c *contract) validate(req *http.Request, r response) {
 	}
 	in.SetBodyBytes(r.Body)
 	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
-		c.fail(req, r, "%v", err)
+		c.fail(sp, req, r, "%v", err)
 	}
 	resp := route.Operation.Responses.Status(r.Status)
 	if resp == nil || resp.Value == nil {
@@ -146,44 +158,48 @@ func (c *contract) validate(req *http.Request, r response) {
 			continue
 		}
 		if _, ok := resp.Value.Headers[name]; !ok {
-			c.fail(req, r, "header %s is sent but not declared on this answer", name)
+			c.fail(sp, req, r, "header %s is sent but not declared on this answer", name)
 		}
 	}
 }
 
 // validateUnrouted checks answers to a path or method the spec does not
 // have: the body must be an Error, and a 405 names the allowed methods.
-func (c *contract) validateUnrouted(req *http.Request, r response, want int) {
+func (c *contract) validateUnrouted(sp *servedSpec, req *http.Request, r response, want int) {
 	c.t.Helper()
 	if r.Status != want {
-		c.fail(req, r, "the spec has no such operation, so the answer must be %d", want)
+		c.fail(sp, req, r, "the spec has no such operation, so the answer must be %d", want)
 		return
 	}
-	schema := c.doc.Components.Schemas[errorSchemaName(c.doc)]
+	schema := sp.doc.Components.Schemas[errorSchemaName(sp.doc)]
 	if schema == nil {
-		c.fail(req, r, "no error schema in components")
+		c.fail(sp, req, r, "no error schema in components")
 		return
 	}
 	var v any
 	if err := json.Unmarshal(r.Body, &v); err != nil {
-		c.fail(req, r, "body is not JSON: %v", err)
+		c.fail(sp, req, r, "body is not JSON: %v", err)
 		return
 	}
-	if err := schema.Value.VisitJSON(v); err != nil {
-		c.fail(req, r, "body is not an error: %v", err)
+	var opts []openapi3.SchemaValidationOption
+	if sp.doc.IsOpenAPI31OrLater() {
+		opts = append(opts, openapi3.EnableJSONSchema2020())
+	}
+	if err := schema.Value.VisitJSON(v, opts...); err != nil {
+		c.fail(sp, req, r, "body is not an error: %v", err)
 	}
 	if want == http.StatusMethodNotAllowed {
 		var allowed []string
 		for _, m := range []string{"DELETE", "GET", "PATCH", "POST", "PUT"} {
 			probe := req.Clone(context.Background())
 			probe.Method = m
-			if _, _, err := c.router.FindRoute(probe); err == nil {
+			if _, _, err := sp.router.FindRoute(probe); err == nil {
 				allowed = append(allowed, m)
 			}
 		}
 		sort.Strings(allowed)
 		if got := r.Header.Get("Allow"); got != strings.Join(allowed, ", ") {
-			c.fail(req, r, "Allow %q, want %q", got, strings.Join(allowed, ", "))
+			c.fail(sp, req, r, "Allow %q, want %q", got, strings.Join(allowed, ", "))
 		}
 	}
 }
@@ -335,6 +351,12 @@ func TestEveryAnswerMatchesTheSpec(t *testing.T) {
 	// Stripe webhooks without a signature.
 	c.send("POST", "/v1/stripe/webhooks", "", map[string]any{"id": "evt_1"})
 
+	// The edge: card data and NUL in URLs.
+	c.send("GET", "/v1/payments/4242424242424242", secret, nil)
+	c.send("POST", "/v1/payments/4242424242424242/capture", secret, nil)
+	c.send("GET", "/v1/payments?customer=a%00b", secret, nil)
+	c.send("POST", "/v1/payments", secret, visa(100), "Idempotency-Key", "4242424242424242")
+
 	// Routing: an unknown path and a wrong method.
 	c.send("GET", "/v1/nothing", secret, nil)
 	c.send("DELETE", "/v1/payments", secret, nil)
@@ -346,8 +368,23 @@ func TestEveryAnswerMatchesTheSpec(t *testing.T) {
 		c.send("GET", "/v1/account", slow.Secret, nil)
 	}
 
+	// Unauthenticated traffic past its per-address budget.
+	for i := range 25 {
+		c.send("GET", "/v1/balance", fmt.Sprintf("sk_test_unknown%040d", i), nil)
+	}
+	c.send("POST", "/v1/admin/tenants", "wrong", map[string]any{"name": "x", "region": "local"})
+
+	// 503: readiness with Redis gone, on a server of its own.
+	down := newContract(t, newHarness(t, harnessOptions{RedisURL: "redis://127.0.0.1:1/0"}))
+	down.send("GET", "/readyz", "", nil)
+	down.send("GET", "/healthz", "", nil)
+	for k, v := range down.seen {
+		c.seen[k] += v
+	}
+	c.mismatches += down.mismatches
+
 	t.Logf("answers by status: %v; mismatches: %d", c.seen, c.mismatches)
-	for _, status := range []int{200, 201, 400, 401, 402, 403, 404, 405, 409, 413, 415, 429} {
+	for _, status := range []int{200, 201, 400, 401, 402, 403, 404, 405, 409, 413, 415, 429, 503} {
 		if c.seen[status] == 0 {
 			t.Errorf("no answer with status %d was checked", status)
 		}

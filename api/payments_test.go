@@ -587,8 +587,9 @@ func TestCardNumbersAreRefusedAndNeverStored(t *testing.T) {
 	}
 	// Also with an Idempotency-Key: nothing is recorded.
 	expectProblem(t, h.pay(ten.Secret, with(visa(100), "description", numbers[0]), "Idempotency-Key", "card"), http.StatusBadRequest, "card_data_not_allowed")
-	// A number in a path is not logged either.
-	expectProblem(t, h.do("GET", "/v1/payments/4242424242424242", ten.Secret, nil), http.StatusNotFound, "resource_missing")
+	// A number in a path is refused at the edge (it was a 404 before the
+	// edge refused card data in URLs) and not logged either.
+	expectProblem(t, h.do("GET", "/v1/payments/4242424242424242", ten.Secret, nil), http.StatusBadRequest, "card_data_not_allowed")
 	logs := h.logs.String()
 	for _, n := range numbers {
 		if strings.Contains(logs, n) || strings.Contains(logs, strings.ReplaceAll(n, " ", "")) {

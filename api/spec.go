@@ -143,6 +143,13 @@ func finishSpec(doc *huma.OpenAPI) {
 			}},
 		}
 	}
+	// /readyz answers its checks on 503 too, as a Health body, not an Error.
+	if item := doc.Paths["/readyz"]; item != nil && item.Get != nil {
+		rs := item.Get.Responses
+		if rs["200"] != nil && rs["503"] != nil {
+			rs["503"].Content = rs["200"].Content
+		}
+	}
 	for _, item := range doc.Paths {
 		for _, op := range []*huma.Operation{item.Get, item.Post, item.Put, item.Patch, item.Delete} {
 			if op != nil {

@@ -62,6 +62,7 @@ type stripeWebhookOutput struct {
 }
 
 type stripeAccountInput struct {
+	IdempotencyHeader
 	Tenant string `path:"tenant" maxLength:"64" doc:"The tenant's ID." example:"ten_06f0kb9t5q3e3bq4b7bw0vq2rc"`
 	Body   struct {
 		// No length constraints in the schema: Huma's validation errors
@@ -83,6 +84,7 @@ type reconciliationQuery struct {
 }
 
 type reconciliationRepairInput struct {
+	IdempotencyHeader
 	Tenant string `path:"tenant" maxLength:"64" doc:"The tenant's ID." example:"ten_06f0kb9t5q3e3bq4b7bw0vq2rc"`
 	Body   struct {
 		Since  string `json:"since" maxLength:"40" doc:"Compare objects created at or after this date (YYYY-MM-DD, UTC) or time (RFC 3339)." example:"2026-11-01"`
@@ -174,7 +176,7 @@ func registerStripe(api huma.API, s *Server) {
 			"secrets are never answered or logged: the answer shows only that a key is set, its last four characters and its mode. Setting it " +
 			"again replaces it. 409 encryption_not_configured when the server has no PAYMENTS_ENCRYPTION_KEY.",
 		Tags: admin,
-	}, schemeAdminToken, http.StatusNotFound, http.StatusConflict), handle(func(ctx context.Context, in *stripeAccountInput) (*stripeAccountOutput, error) {
+	}, schemeAdminToken, http.StatusNotFound, http.StatusConflict), handle(adminWrite(s, http.StatusOK, func(ctx context.Context, in *stripeAccountInput) (*stripeAccountOutput, error) {
 		id, err := parseTenant(in.Tenant)
 		if err != nil {
 			return nil, err
@@ -187,7 +189,7 @@ func registerStripe(api huma.API, s *Server) {
 			return nil, err
 		}
 		return &stripeAccountOutput{Body: sum}, nil
-	}))
+	})))
 	huma.Register(api, operation(huma.Operation{
 		OperationID: "admin-get-stripe-account",
 		Method:      http.MethodGet,
@@ -253,9 +255,9 @@ func registerStripe(api huma.API, s *Server) {
 			"ledger and events as webhooks. It never moves a payment backwards and never changes an amount; those differences stay listed.",
 		Tags: admin,
 	}, schemeAdminToken, http.StatusNotFound, http.StatusServiceUnavailable),
-		handle(func(ctx context.Context, in *reconciliationRepairInput) (*reconciliationOutput, error) {
+		handle(adminWrite(s, http.StatusOK, func(ctx context.Context, in *reconciliationRepairInput) (*reconciliationOutput, error) {
 			return s.reconcile(ctx, in.Tenant, in.Body.Since, in.Body.Limit, in.Body.Repair)
-		}))
+		})))
 }
 
 func (s *Server) reconcile(ctx context.Context, tenant, since string, limit int, repair bool) (*reconciliationOutput, error) {

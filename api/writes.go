@@ -5,14 +5,13 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
+	"github.com/google/uuid"
 
 	"github.com/payments-api/payments/carddata"
 	"github.com/payments-api/payments/errcode"
 	"github.com/payments-api/payments/idempotency"
-	"github.com/payments-api/payments/tenancy"
 )
 
 // CodeCardDataNotAllowed answers a request that carries what looks like a
@@ -35,7 +34,10 @@ func (c *bodyContext) BodyReader() io.Reader { return bytes.NewReader(c.body) }
 // BodyBytesMax), refuses card data anywhere in it, and applies the
 // Idempotency-Key contract. It returns the context to continue with, or nil
 // when it has answered already.
-func (s *Server) guardWrite(ctx huma.Context, p tenancy.Principal) huma.Context {
+//
+// scope is the tenant whose keys the Idempotency-Key lives among, or
+// adminScope for admin writes.
+func (s *Server) guardWrite(ctx huma.Context, scope uuid.UUID) huma.Context {
 	rctx := ctx.Context()
 	var body []byte
 	if r := ctx.BodyReader(); r != nil {
@@ -49,6 +51,10 @@ func (s *Server) guardWrite(ctx huma.Context, p tenancy.Principal) huma.Context 
 			return nil
 		}
 		body = b
+	}
+	if prob := checkBody(ctx, s.API.OpenAPI().Components.Schemas, ctx.Operation(), body); prob != nil {
+		s.fail(ctx, prob)
+		return nil
 	}
 	if carddata.Contains(body) || carddata.Contains([]byte(ctx.URL().RawQuery)) {
 		prob := newProblem(rctx, http.StatusBadRequest, CodeCardDataNotAllowed,
@@ -65,9 +71,17 @@ func (s *Server) guardWrite(ctx huma.Context, p tenancy.Principal) huma.Context 
 		s.fail(ctx, problemFrom(rctx, err))
 		return nil
 	}
+	// The key is stored: it must not carry card data either.
+	if carddata.Contains([]byte(key)) {
+		prob := newProblem(rctx, http.StatusBadRequest, CodeCardDataNotAllowed,
+			"the Idempotency-Key contains what looks like a card number; use a random value such as a UUID")
+		prob.Param = "Idempotency-Key"
+		s.fail(ctx, prob)
+		return nil
+	}
 	path := ctx.URL().Path
 	req := &idempotency.Request{
-		TenantID: p.TenantID, Key: key, Method: ctx.Method(), Path: path,
+		TenantID: scope, Key: key, Method: ctx.Method(), Path: path,
 		Fingerprint: idempotency.Fingerprint(ctx.Method(), path, body), Lease: s.cfg.IdempotencyLease,
 	}
 	// No look-up here: the use case's claim of the key, inside its first
@@ -98,14 +112,4 @@ func storeAs(ctx context.Context, status int, view func(any) any) {
 
 func isWrite(method string) bool {
 	return method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch || method == http.MethodDelete
-}
-
-func redactPath(p string) string {
-	if carddata.Contains([]byte(p)) {
-		if i := strings.LastIndex(p, "/"); i >= 0 {
-			return p[:i+1] + "[redacted]"
-		}
-		return "[redacted]"
-	}
-	return p
 }

@@ -73,8 +73,9 @@ type Request struct {
 	// over a live request's key.
 	Lease time.Duration
 
-	render  Renderer
-	claimed bool
+	render    Renderer
+	claimed   bool
+	completed bool
 }
 
 type ctxKey struct{}
@@ -249,8 +250,13 @@ func (r *Request) Complete(ctx context.Context, tx pgx.Tx, result any, resultErr
 	if _, err := tx.Exec(ctx, completeSQL, r.TenantID, r.Key, status, body, r.now()); err != nil {
 		return fmt.Errorf("complete idempotency key: %w", err)
 	}
+	r.completed = true
 	return nil
 }
+
+// Completed reports whether Complete stored the answer (in a transaction
+// that may still roll back: callers check it after their commit).
+func (r *Request) Completed() bool { return r.completed }
 
 // claimManySQL claims every free key of a batch in one statement whose
 // text is the same for any number of keys (one prepared statement).
@@ -366,4 +372,20 @@ func Purge(ctx context.Context, pool *pgxpool.Pool, cutoff time.Time) (int64, er
 		return 0, fmt.Errorf("purge idempotency keys: %w", err)
 	}
 	return tag.RowsAffected(), nil
+}
+
+// Abandon deletes a claim whose request ended without an answer to store,
+// as if the key had never been sent: a retry runs the request again. Use it
+// only where running again is safe (the request left no effect, or its
+// effect is the same when repeated).
+func (r *Request) Abandon(ctx context.Context, pool *pgxpool.Pool) error {
+	if !r.claimed {
+		return nil
+	}
+	_, err := pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2 AND status = 'in_progress'`, r.TenantID, r.Key)
+	if err != nil {
+		return fmt.Errorf("abandon idempotency key: %w", err)
+	}
+	r.claimed = false
+	return nil
 }

@@ -105,6 +105,10 @@ type Service struct {
 
 	mu    sync.Mutex
 	cache map[[32]byte]cachedAuth
+	// refused is the negative cache: keys that answered unauthenticated
+	// or tenant_disabled, bounded apart from cache.
+	refused   map[[32]byte]cachedAuth
+	addresses addressLimiter
 }
 
 // RateLimitDefaults apply to tenants created without explicit limits.
@@ -130,7 +134,7 @@ func NewService(router *sharding.Router, defaults RateLimitDefaults, now func() 
 	if defaults.Burst <= 0 {
 		defaults.Burst = 2 * defaults.PerSecond
 	}
-	return &Service{router: router, now: now, log: log, defaults: defaults, cache: map[[32]byte]cachedAuth{}}
+	return &Service{router: router, now: now, log: log, defaults: defaults, cache: map[[32]byte]cachedAuth{}, refused: map[[32]byte]cachedAuth{}}
 }
 
 // CreateTenantParams are the inputs of CreateTenant.
@@ -140,6 +144,10 @@ type CreateTenantParams struct {
 	RateLimitPerSecond int // 0: the default
 	RateLimitBurst     int // 0: the default
 	KeyMode            Mode
+	// Finish, when set, runs inside the directory transaction that makes
+	// the tenant reachable, so that what it writes (the Idempotency-Key's
+	// stored answer) commits with the tenant or not at all.
+	Finish func(ctx context.Context, tx pgx.Tx, t Tenant, secret string, key APIKey) error
 }
 
 // CreateTenant places a new tenant on a shard of its region, writes its
@@ -188,17 +196,23 @@ func (s *Service) CreateTenant(ctx context.Context, p CreateTenantParams) (Tenan
 	if err != nil {
 		return Tenant{}, "", APIKey{}, err
 	}
+	key.CreatedAt = t.CreatedAt
 	dir := s.router.Map().Directory()
 	err = dir.Tx.Run(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		if err := s.router.Record(ctx, tx, id, shard); err != nil {
 			return err
 		}
-		return insertKey(ctx, tx, key, hash)
+		if err := insertKey(ctx, tx, key, hash); err != nil {
+			return err
+		}
+		if p.Finish != nil {
+			return p.Finish(ctx, tx, t, secret, key)
+		}
+		return nil
 	})
 	if err != nil {
 		return Tenant{}, "", APIKey{}, fmt.Errorf("record tenant: %w", err)
 	}
-	key.CreatedAt = t.CreatedAt
 	return t, secret, key, nil
 }
 
@@ -373,6 +387,14 @@ func (s *Service) UpdateTenant(ctx context.Context, id uuid.UUID, p UpdateTenant
 // CreateKey issues another secret key for a tenant; the secret is returned
 // once. Errors: resource_missing.
 func (s *Service) CreateKey(ctx context.Context, tenantID uuid.UUID, mode Mode, readOnly bool) (string, APIKey, error) {
+	return s.CreateKeyThen(ctx, tenantID, mode, readOnly, nil)
+}
+
+// CreateKeyThen is CreateKey with finish, when not nil, run inside the
+// directory transaction that inserts the key, so that what it writes (the
+// Idempotency-Key's stored answer) commits with the key or not at all.
+func (s *Service) CreateKeyThen(ctx context.Context, tenantID uuid.UUID, mode Mode, readOnly bool,
+	finish func(ctx context.Context, tx pgx.Tx, secret string, key APIKey) error) (string, APIKey, error) {
 	if mode == "" {
 		mode = ModeTest
 	}
@@ -390,7 +412,13 @@ func (s *Service) CreateKey(ctx context.Context, tenantID uuid.UUID, mode Mode, 
 		if err := insertKey(ctx, tx, key, hash); err != nil {
 			return err
 		}
-		return tx.QueryRow(ctx, `SELECT created_at FROM api_keys WHERE tenant_id = $1 AND id = $2`, tenantID, key.ID).Scan(&key.CreatedAt)
+		if err := tx.QueryRow(ctx, `SELECT created_at FROM api_keys WHERE tenant_id = $1 AND id = $2`, tenantID, key.ID).Scan(&key.CreatedAt); err != nil {
+			return err
+		}
+		if finish != nil {
+			return finish(ctx, tx, secret, key)
+		}
+		return nil
 	})
 	if err != nil {
 		return "", APIKey{}, err
@@ -457,6 +485,9 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (Principal, e
 	now := s.now()
 	s.mu.Lock()
 	c, ok := s.cache[hash]
+	if !ok {
+		c, ok = s.refused[hash]
+	}
 	s.mu.Unlock()
 	if ok && now.Before(c.expires) {
 		return c.principal, c.err
@@ -466,12 +497,34 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (Principal, e
 		return Principal{}, err // database trouble: do not cache
 	}
 	s.mu.Lock()
-	if len(s.cache) >= AuthCacheEntriesMax {
-		s.cache = map[[32]byte]cachedAuth{}
+	cache, limit := s.cache, AuthCacheEntriesMax
+	if err != nil {
+		cache, limit = s.refused, RefusalCacheEntriesMax
 	}
-	s.cache[hash] = cachedAuth{principal: p, err: err, expires: now.Add(AuthCacheTTL)}
+	if len(cache) >= limit {
+		clear(cache)
+	}
+	delete(s.cache, hash)
+	delete(s.refused, hash)
+	cache[hash] = cachedAuth{principal: p, err: err, expires: now.Add(AuthCacheTTL)}
 	s.mu.Unlock()
 	return p, err
+}
+
+// cachedGood answers a key that authenticated within AuthCacheTTL.
+func (s *Service) cachedGood(secret string) (Principal, bool) {
+	if len(secret) > SecretLengthMax {
+		return Principal{}, false
+	}
+	hash := sha256.Sum256([]byte(secret))
+	now := s.now()
+	s.mu.Lock()
+	c, ok := s.cache[hash]
+	s.mu.Unlock()
+	if !ok || c.err != nil || !now.Before(c.expires) {
+		return Principal{}, false
+	}
+	return c.principal, true
 }
 
 func (s *Service) lookup(ctx context.Context, hash [32]byte) (Principal, error) {

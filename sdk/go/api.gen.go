@@ -1937,6 +1937,30 @@ type AdminListTenantsParams struct {
 	StartingAfter *string `form:"starting_after,omitempty" json:"starting_after,omitempty"`
 }
 
+// AdminCreateTenantParams defines parameters for AdminCreateTenant.
+type AdminCreateTenantParams struct {
+	// IdempotencyKey Makes the request safe to retry: the same key with the same request answers the stored result (with Idempotent-Replayed: true) for at least 24 hours; with a different request it answers 400 (idempotency_error); while the first is still running, 409.
+	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
+}
+
+// AdminUpdateTenantParams defines parameters for AdminUpdateTenant.
+type AdminUpdateTenantParams struct {
+	// IdempotencyKey Makes the request safe to retry: the same key with the same request answers the stored result (with Idempotent-Replayed: true) for at least 24 hours; with a different request it answers 400 (idempotency_error); while the first is still running, 409.
+	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
+}
+
+// AdminCreateKeyParams defines parameters for AdminCreateKey.
+type AdminCreateKeyParams struct {
+	// IdempotencyKey Makes the request safe to retry: the same key with the same request answers the stored result (with Idempotent-Replayed: true) for at least 24 hours; with a different request it answers 400 (idempotency_error); while the first is still running, 409.
+	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
+}
+
+// AdminRevokeKeyParams defines parameters for AdminRevokeKey.
+type AdminRevokeKeyParams struct {
+	// IdempotencyKey Makes the request safe to retry: the same key with the same request answers the stored result (with Idempotent-Replayed: true) for at least 24 hours; with a different request it answers 400 (idempotency_error); while the first is still running, 409.
+	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
+}
+
 // AdminReconciliationReportParams defines parameters for AdminReconciliationReport.
 type AdminReconciliationReportParams struct {
 	// Since Compare objects created at or after this date (YYYY-MM-DD, UTC) or time (RFC 3339).
@@ -1944,6 +1968,18 @@ type AdminReconciliationReportParams struct {
 
 	// Limit How many payments, and how many refunds, to compare at most.
 	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// AdminReconciliationRepairParams defines parameters for AdminReconciliationRepair.
+type AdminReconciliationRepairParams struct {
+	// IdempotencyKey Makes the request safe to retry: the same key with the same request answers the stored result (with Idempotent-Replayed: true) for at least 24 hours; with a different request it answers 400 (idempotency_error); while the first is still running, 409.
+	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
+}
+
+// AdminSetStripeAccountParams defines parameters for AdminSetStripeAccount.
+type AdminSetStripeAccountParams struct {
+	// IdempotencyKey Makes the request safe to retry: the same key with the same request answers the stored result (with Idempotent-Replayed: true) for at least 24 hours; with a different request it answers 400 (idempotency_error); while the first is still running, 409.
+	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
 }
 
 // ListBalanceTransactionsParams defines parameters for ListBalanceTransactions.
@@ -2405,7 +2441,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/admin/tenants (the `AdminCreateTenant` operationId).
-	AdminCreateTenantWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	AdminCreateTenantWithBody(ctx context.Context, params *AdminCreateTenantParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AdminCreateTenant Create a tenant
 	//
@@ -2414,7 +2450,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/admin/tenants (the `AdminCreateTenant` operationId).
-	AdminCreateTenant(ctx context.Context, body AdminCreateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	AdminCreateTenant(ctx context.Context, params *AdminCreateTenantParams, body AdminCreateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AdminGetTenant Retrieve a tenant
 	//
@@ -2430,7 +2466,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/admin/tenants/{tenant} (the `AdminUpdateTenant` operationId).
-	AdminUpdateTenantWithBody(ctx context.Context, tenant string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	AdminUpdateTenantWithBody(ctx context.Context, tenant string, params *AdminUpdateTenantParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AdminUpdateTenant Update a tenant
 	//
@@ -2439,7 +2475,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/admin/tenants/{tenant} (the `AdminUpdateTenant` operationId).
-	AdminUpdateTenant(ctx context.Context, tenant string, body AdminUpdateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	AdminUpdateTenant(ctx context.Context, tenant string, params *AdminUpdateTenantParams, body AdminUpdateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AdminListKeys List API keys
 	//
@@ -2455,7 +2491,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/admin/tenants/{tenant}/keys (the `AdminCreateKey` operationId).
-	AdminCreateKeyWithBody(ctx context.Context, tenant string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	AdminCreateKeyWithBody(ctx context.Context, tenant string, params *AdminCreateKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AdminCreateKey Create an API key
 	//
@@ -2464,14 +2500,14 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/admin/tenants/{tenant}/keys (the `AdminCreateKey` operationId).
-	AdminCreateKey(ctx context.Context, tenant string, body AdminCreateKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	AdminCreateKey(ctx context.Context, tenant string, params *AdminCreateKeyParams, body AdminCreateKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AdminRevokeKey Revoke an API key
 	//
 	// Revokes a key. It stops authenticating within five seconds. Revoking a revoked key changes nothing.
 	//
 	// Corresponds with POST /v1/admin/tenants/{tenant}/keys/{key}/revoke (the `AdminRevokeKey` operationId).
-	AdminRevokeKey(ctx context.Context, tenant string, key string, reqEditors ...RequestEditorFn) (*http.Response, error)
+	AdminRevokeKey(ctx context.Context, tenant string, key string, params *AdminRevokeKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AdminReconciliationReport Reconcile a tenant with its processor
 	//
@@ -2487,7 +2523,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/admin/tenants/{tenant}/reconciliation (the `AdminReconciliationRepair` operationId).
-	AdminReconciliationRepairWithBody(ctx context.Context, tenant string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	AdminReconciliationRepairWithBody(ctx context.Context, tenant string, params *AdminReconciliationRepairParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AdminReconciliationRepair Reconcile a tenant with its processor, repairing
 	//
@@ -2496,7 +2532,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/admin/tenants/{tenant}/reconciliation (the `AdminReconciliationRepair` operationId).
-	AdminReconciliationRepair(ctx context.Context, tenant string, body AdminReconciliationRepairJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	AdminReconciliationRepair(ctx context.Context, tenant string, params *AdminReconciliationRepairParams, body AdminReconciliationRepairJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AdminDeleteStripeAccount Remove a tenant's own Stripe account
 	//
@@ -2519,7 +2555,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/admin/tenants/{tenant}/stripe_account (the `AdminSetStripeAccount` operationId).
-	AdminSetStripeAccountWithBody(ctx context.Context, tenant string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	AdminSetStripeAccountWithBody(ctx context.Context, tenant string, params *AdminSetStripeAccountParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AdminSetStripeAccount Set a tenant's own Stripe account
 	//
@@ -2528,7 +2564,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/admin/tenants/{tenant}/stripe_account (the `AdminSetStripeAccount` operationId).
-	AdminSetStripeAccount(ctx context.Context, tenant string, body AdminSetStripeAccountJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	AdminSetStripeAccount(ctx context.Context, tenant string, params *AdminSetStripeAccountParams, body AdminSetStripeAccountJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetBalance Retrieve your balance
 	//
@@ -2855,8 +2891,8 @@ func (c *RawClient) AdminListTenants(ctx context.Context, params *AdminListTenan
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/admin/tenants (the `AdminCreateTenant` operationId).
-func (c *RawClient) AdminCreateTenantWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewAdminCreateTenantRequestWithBody(c.Server, contentType, body)
+func (c *RawClient) AdminCreateTenantWithBody(ctx context.Context, params *AdminCreateTenantParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminCreateTenantRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2874,8 +2910,8 @@ func (c *RawClient) AdminCreateTenantWithBody(ctx context.Context, contentType s
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /v1/admin/tenants (the `AdminCreateTenant` operationId).
-func (c *RawClient) AdminCreateTenant(ctx context.Context, body AdminCreateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewAdminCreateTenantRequest(c.Server, body)
+func (c *RawClient) AdminCreateTenant(ctx context.Context, params *AdminCreateTenantParams, body AdminCreateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminCreateTenantRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2910,8 +2946,8 @@ func (c *RawClient) AdminGetTenant(ctx context.Context, tenant string, reqEditor
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/admin/tenants/{tenant} (the `AdminUpdateTenant` operationId).
-func (c *RawClient) AdminUpdateTenantWithBody(ctx context.Context, tenant string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewAdminUpdateTenantRequestWithBody(c.Server, tenant, contentType, body)
+func (c *RawClient) AdminUpdateTenantWithBody(ctx context.Context, tenant string, params *AdminUpdateTenantParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminUpdateTenantRequestWithBody(c.Server, tenant, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2929,8 +2965,8 @@ func (c *RawClient) AdminUpdateTenantWithBody(ctx context.Context, tenant string
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /v1/admin/tenants/{tenant} (the `AdminUpdateTenant` operationId).
-func (c *RawClient) AdminUpdateTenant(ctx context.Context, tenant string, body AdminUpdateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewAdminUpdateTenantRequest(c.Server, tenant, body)
+func (c *RawClient) AdminUpdateTenant(ctx context.Context, tenant string, params *AdminUpdateTenantParams, body AdminUpdateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminUpdateTenantRequest(c.Server, tenant, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2965,8 +3001,8 @@ func (c *RawClient) AdminListKeys(ctx context.Context, tenant string, reqEditors
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/admin/tenants/{tenant}/keys (the `AdminCreateKey` operationId).
-func (c *RawClient) AdminCreateKeyWithBody(ctx context.Context, tenant string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewAdminCreateKeyRequestWithBody(c.Server, tenant, contentType, body)
+func (c *RawClient) AdminCreateKeyWithBody(ctx context.Context, tenant string, params *AdminCreateKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminCreateKeyRequestWithBody(c.Server, tenant, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2984,8 +3020,8 @@ func (c *RawClient) AdminCreateKeyWithBody(ctx context.Context, tenant string, c
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /v1/admin/tenants/{tenant}/keys (the `AdminCreateKey` operationId).
-func (c *RawClient) AdminCreateKey(ctx context.Context, tenant string, body AdminCreateKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewAdminCreateKeyRequest(c.Server, tenant, body)
+func (c *RawClient) AdminCreateKey(ctx context.Context, tenant string, params *AdminCreateKeyParams, body AdminCreateKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminCreateKeyRequest(c.Server, tenant, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3001,8 +3037,8 @@ func (c *RawClient) AdminCreateKey(ctx context.Context, tenant string, body Admi
 // Revokes a key. It stops authenticating within five seconds. Revoking a revoked key changes nothing.
 //
 // Corresponds with POST /v1/admin/tenants/{tenant}/keys/{key}/revoke (the `AdminRevokeKey` operationId).
-func (c *RawClient) AdminRevokeKey(ctx context.Context, tenant string, key string, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewAdminRevokeKeyRequest(c.Server, tenant, key)
+func (c *RawClient) AdminRevokeKey(ctx context.Context, tenant string, key string, params *AdminRevokeKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminRevokeKeyRequest(c.Server, tenant, key, params)
 	if err != nil {
 		return nil, err
 	}
@@ -3037,8 +3073,8 @@ func (c *RawClient) AdminReconciliationReport(ctx context.Context, tenant string
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/admin/tenants/{tenant}/reconciliation (the `AdminReconciliationRepair` operationId).
-func (c *RawClient) AdminReconciliationRepairWithBody(ctx context.Context, tenant string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewAdminReconciliationRepairRequestWithBody(c.Server, tenant, contentType, body)
+func (c *RawClient) AdminReconciliationRepairWithBody(ctx context.Context, tenant string, params *AdminReconciliationRepairParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminReconciliationRepairRequestWithBody(c.Server, tenant, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3056,8 +3092,8 @@ func (c *RawClient) AdminReconciliationRepairWithBody(ctx context.Context, tenan
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /v1/admin/tenants/{tenant}/reconciliation (the `AdminReconciliationRepair` operationId).
-func (c *RawClient) AdminReconciliationRepair(ctx context.Context, tenant string, body AdminReconciliationRepairJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewAdminReconciliationRepairRequest(c.Server, tenant, body)
+func (c *RawClient) AdminReconciliationRepair(ctx context.Context, tenant string, params *AdminReconciliationRepairParams, body AdminReconciliationRepairJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminReconciliationRepairRequest(c.Server, tenant, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3109,8 +3145,8 @@ func (c *RawClient) AdminGetStripeAccount(ctx context.Context, tenant string, re
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/admin/tenants/{tenant}/stripe_account (the `AdminSetStripeAccount` operationId).
-func (c *RawClient) AdminSetStripeAccountWithBody(ctx context.Context, tenant string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewAdminSetStripeAccountRequestWithBody(c.Server, tenant, contentType, body)
+func (c *RawClient) AdminSetStripeAccountWithBody(ctx context.Context, tenant string, params *AdminSetStripeAccountParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminSetStripeAccountRequestWithBody(c.Server, tenant, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3128,8 +3164,8 @@ func (c *RawClient) AdminSetStripeAccountWithBody(ctx context.Context, tenant st
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /v1/admin/tenants/{tenant}/stripe_account (the `AdminSetStripeAccount` operationId).
-func (c *RawClient) AdminSetStripeAccount(ctx context.Context, tenant string, body AdminSetStripeAccountJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewAdminSetStripeAccountRequest(c.Server, tenant, body)
+func (c *RawClient) AdminSetStripeAccount(ctx context.Context, tenant string, params *AdminSetStripeAccountParams, body AdminSetStripeAccountJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminSetStripeAccountRequest(c.Server, tenant, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3847,18 +3883,18 @@ func NewAdminListTenantsRequest(server string, params *AdminListTenantsParams) (
 }
 
 // NewAdminCreateTenantRequest calls the generic AdminCreateTenant builder with application/json body
-func NewAdminCreateTenantRequest(server string, body AdminCreateTenantJSONRequestBody) (*http.Request, error) {
+func NewAdminCreateTenantRequest(server string, params *AdminCreateTenantParams, body AdminCreateTenantJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewAdminCreateTenantRequestWithBody(server, "application/json", bodyReader)
+	return NewAdminCreateTenantRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewAdminCreateTenantRequestWithBody constructs an http.Request for the AdminCreateTenant method, with any body, and a specified content type
-func NewAdminCreateTenantRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewAdminCreateTenantRequestWithBody(server string, params *AdminCreateTenantParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -3882,6 +3918,21 @@ func NewAdminCreateTenantRequestWithBody(server string, contentType string, body
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -3921,18 +3972,18 @@ func NewAdminGetTenantRequest(server string, tenant string) (*http.Request, erro
 }
 
 // NewAdminUpdateTenantRequest calls the generic AdminUpdateTenant builder with application/json body
-func NewAdminUpdateTenantRequest(server string, tenant string, body AdminUpdateTenantJSONRequestBody) (*http.Request, error) {
+func NewAdminUpdateTenantRequest(server string, tenant string, params *AdminUpdateTenantParams, body AdminUpdateTenantJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewAdminUpdateTenantRequestWithBody(server, tenant, "application/json", bodyReader)
+	return NewAdminUpdateTenantRequestWithBody(server, tenant, params, "application/json", bodyReader)
 }
 
 // NewAdminUpdateTenantRequestWithBody constructs an http.Request for the AdminUpdateTenant method, with any body, and a specified content type
-func NewAdminUpdateTenantRequestWithBody(server string, tenant string, contentType string, body io.Reader) (*http.Request, error) {
+func NewAdminUpdateTenantRequestWithBody(server string, tenant string, params *AdminUpdateTenantParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -3963,6 +4014,21 @@ func NewAdminUpdateTenantRequestWithBody(server string, tenant string, contentTy
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -4002,18 +4068,18 @@ func NewAdminListKeysRequest(server string, tenant string) (*http.Request, error
 }
 
 // NewAdminCreateKeyRequest calls the generic AdminCreateKey builder with application/json body
-func NewAdminCreateKeyRequest(server string, tenant string, body AdminCreateKeyJSONRequestBody) (*http.Request, error) {
+func NewAdminCreateKeyRequest(server string, tenant string, params *AdminCreateKeyParams, body AdminCreateKeyJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewAdminCreateKeyRequestWithBody(server, tenant, "application/json", bodyReader)
+	return NewAdminCreateKeyRequestWithBody(server, tenant, params, "application/json", bodyReader)
 }
 
 // NewAdminCreateKeyRequestWithBody constructs an http.Request for the AdminCreateKey method, with any body, and a specified content type
-func NewAdminCreateKeyRequestWithBody(server string, tenant string, contentType string, body io.Reader) (*http.Request, error) {
+func NewAdminCreateKeyRequestWithBody(server string, tenant string, params *AdminCreateKeyParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -4045,11 +4111,26 @@ func NewAdminCreateKeyRequestWithBody(server string, tenant string, contentType 
 
 	req.Header.Add("Content-Type", contentType)
 
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
 	return req, nil
 }
 
 // NewAdminRevokeKeyRequest constructs an http.Request for the AdminRevokeKey method
-func NewAdminRevokeKeyRequest(server string, tenant string, key string) (*http.Request, error) {
+func NewAdminRevokeKeyRequest(server string, tenant string, key string, params *AdminRevokeKeyParams) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -4084,6 +4165,21 @@ func NewAdminRevokeKeyRequest(server string, tenant string, key string) (*http.R
 	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
 	}
 
 	return req, nil
@@ -4159,18 +4255,18 @@ func NewAdminReconciliationReportRequest(server string, tenant string, params *A
 }
 
 // NewAdminReconciliationRepairRequest calls the generic AdminReconciliationRepair builder with application/json body
-func NewAdminReconciliationRepairRequest(server string, tenant string, body AdminReconciliationRepairJSONRequestBody) (*http.Request, error) {
+func NewAdminReconciliationRepairRequest(server string, tenant string, params *AdminReconciliationRepairParams, body AdminReconciliationRepairJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewAdminReconciliationRepairRequestWithBody(server, tenant, "application/json", bodyReader)
+	return NewAdminReconciliationRepairRequestWithBody(server, tenant, params, "application/json", bodyReader)
 }
 
 // NewAdminReconciliationRepairRequestWithBody constructs an http.Request for the AdminReconciliationRepair method, with any body, and a specified content type
-func NewAdminReconciliationRepairRequestWithBody(server string, tenant string, contentType string, body io.Reader) (*http.Request, error) {
+func NewAdminReconciliationRepairRequestWithBody(server string, tenant string, params *AdminReconciliationRepairParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -4201,6 +4297,21 @@ func NewAdminReconciliationRepairRequestWithBody(server string, tenant string, c
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -4274,18 +4385,18 @@ func NewAdminGetStripeAccountRequest(server string, tenant string) (*http.Reques
 }
 
 // NewAdminSetStripeAccountRequest calls the generic AdminSetStripeAccount builder with application/json body
-func NewAdminSetStripeAccountRequest(server string, tenant string, body AdminSetStripeAccountJSONRequestBody) (*http.Request, error) {
+func NewAdminSetStripeAccountRequest(server string, tenant string, params *AdminSetStripeAccountParams, body AdminSetStripeAccountJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewAdminSetStripeAccountRequestWithBody(server, tenant, "application/json", bodyReader)
+	return NewAdminSetStripeAccountRequestWithBody(server, tenant, params, "application/json", bodyReader)
 }
 
 // NewAdminSetStripeAccountRequestWithBody constructs an http.Request for the AdminSetStripeAccount method, with any body, and a specified content type
-func NewAdminSetStripeAccountRequestWithBody(server string, tenant string, contentType string, body io.Reader) (*http.Request, error) {
+func NewAdminSetStripeAccountRequestWithBody(server string, tenant string, params *AdminSetStripeAccountParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -4316,6 +4427,21 @@ func NewAdminSetStripeAccountRequestWithBody(server string, tenant string, conte
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -5790,7 +5916,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/admin/tenants (the `AdminCreateTenant` operationId).
-	AdminCreateTenantWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminCreateTenantHTTPResponse, error)
+	AdminCreateTenantWithBodyWithResponse(ctx context.Context, params *AdminCreateTenantParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminCreateTenantHTTPResponse, error)
 
 	// AdminCreateTenantWithResponse Create a tenant
 	//
@@ -5799,7 +5925,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/admin/tenants (the `AdminCreateTenant` operationId).
-	AdminCreateTenantWithResponse(ctx context.Context, body AdminCreateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminCreateTenantHTTPResponse, error)
+	AdminCreateTenantWithResponse(ctx context.Context, params *AdminCreateTenantParams, body AdminCreateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminCreateTenantHTTPResponse, error)
 
 	// AdminGetTenantWithResponse Retrieve a tenant
 	//
@@ -5817,7 +5943,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/admin/tenants/{tenant} (the `AdminUpdateTenant` operationId).
-	AdminUpdateTenantWithBodyWithResponse(ctx context.Context, tenant string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminUpdateTenantHTTPResponse, error)
+	AdminUpdateTenantWithBodyWithResponse(ctx context.Context, tenant string, params *AdminUpdateTenantParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminUpdateTenantHTTPResponse, error)
 
 	// AdminUpdateTenantWithResponse Update a tenant
 	//
@@ -5826,7 +5952,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/admin/tenants/{tenant} (the `AdminUpdateTenant` operationId).
-	AdminUpdateTenantWithResponse(ctx context.Context, tenant string, body AdminUpdateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminUpdateTenantHTTPResponse, error)
+	AdminUpdateTenantWithResponse(ctx context.Context, tenant string, params *AdminUpdateTenantParams, body AdminUpdateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminUpdateTenantHTTPResponse, error)
 
 	// AdminListKeysWithResponse List API keys
 	//
@@ -5844,7 +5970,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/admin/tenants/{tenant}/keys (the `AdminCreateKey` operationId).
-	AdminCreateKeyWithBodyWithResponse(ctx context.Context, tenant string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminCreateKeyHTTPResponse, error)
+	AdminCreateKeyWithBodyWithResponse(ctx context.Context, tenant string, params *AdminCreateKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminCreateKeyHTTPResponse, error)
 
 	// AdminCreateKeyWithResponse Create an API key
 	//
@@ -5853,7 +5979,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/admin/tenants/{tenant}/keys (the `AdminCreateKey` operationId).
-	AdminCreateKeyWithResponse(ctx context.Context, tenant string, body AdminCreateKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminCreateKeyHTTPResponse, error)
+	AdminCreateKeyWithResponse(ctx context.Context, tenant string, params *AdminCreateKeyParams, body AdminCreateKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminCreateKeyHTTPResponse, error)
 
 	// AdminRevokeKeyWithResponse Revoke an API key
 	//
@@ -5862,7 +5988,7 @@ type ClientWithResponsesInterface interface {
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/admin/tenants/{tenant}/keys/{key}/revoke (the `AdminRevokeKey` operationId).
-	AdminRevokeKeyWithResponse(ctx context.Context, tenant string, key string, reqEditors ...RequestEditorFn) (*AdminRevokeKeyHTTPResponse, error)
+	AdminRevokeKeyWithResponse(ctx context.Context, tenant string, key string, params *AdminRevokeKeyParams, reqEditors ...RequestEditorFn) (*AdminRevokeKeyHTTPResponse, error)
 
 	// AdminReconciliationReportWithResponse Reconcile a tenant with its processor
 	//
@@ -5880,7 +6006,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/admin/tenants/{tenant}/reconciliation (the `AdminReconciliationRepair` operationId).
-	AdminReconciliationRepairWithBodyWithResponse(ctx context.Context, tenant string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminReconciliationRepairHTTPResponse, error)
+	AdminReconciliationRepairWithBodyWithResponse(ctx context.Context, tenant string, params *AdminReconciliationRepairParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminReconciliationRepairHTTPResponse, error)
 
 	// AdminReconciliationRepairWithResponse Reconcile a tenant with its processor, repairing
 	//
@@ -5889,7 +6015,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/admin/tenants/{tenant}/reconciliation (the `AdminReconciliationRepair` operationId).
-	AdminReconciliationRepairWithResponse(ctx context.Context, tenant string, body AdminReconciliationRepairJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminReconciliationRepairHTTPResponse, error)
+	AdminReconciliationRepairWithResponse(ctx context.Context, tenant string, params *AdminReconciliationRepairParams, body AdminReconciliationRepairJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminReconciliationRepairHTTPResponse, error)
 
 	// AdminDeleteStripeAccountWithResponse Remove a tenant's own Stripe account
 	//
@@ -5916,7 +6042,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/admin/tenants/{tenant}/stripe_account (the `AdminSetStripeAccount` operationId).
-	AdminSetStripeAccountWithBodyWithResponse(ctx context.Context, tenant string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminSetStripeAccountHTTPResponse, error)
+	AdminSetStripeAccountWithBodyWithResponse(ctx context.Context, tenant string, params *AdminSetStripeAccountParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminSetStripeAccountHTTPResponse, error)
 
 	// AdminSetStripeAccountWithResponse Set a tenant's own Stripe account
 	//
@@ -5925,7 +6051,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/admin/tenants/{tenant}/stripe_account (the `AdminSetStripeAccount` operationId).
-	AdminSetStripeAccountWithResponse(ctx context.Context, tenant string, body AdminSetStripeAccountJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminSetStripeAccountHTTPResponse, error)
+	AdminSetStripeAccountWithResponse(ctx context.Context, tenant string, params *AdminSetStripeAccountParams, body AdminSetStripeAccountJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminSetStripeAccountHTTPResponse, error)
 
 	// GetBalanceWithResponse Retrieve your balance
 	//
@@ -6351,8 +6477,8 @@ type ReadyHTTPResponse struct {
 	ApplicationproblemJSON405 *Error
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Error
-	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Health
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ReadyHTTPResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -6385,9 +6511,9 @@ func (r ReadyHTTPResponse) GetApplicationproblemJSON500() *Error {
 	return r.ApplicationproblemJSON500
 }
 
-// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r ReadyHTTPResponse) GetApplicationproblemJSON503() *Error {
-	return r.ApplicationproblemJSON503
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ReadyHTTPResponse) GetJSON503() *Health {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -6615,6 +6741,12 @@ type AdminListTenantsHTTPResponse422Headers struct {
 	RequestId string
 }
 
+// AdminListTenantsHTTPResponse429Headers the declared response headers of an HTTP 429 response for AdminListTenants
+type AdminListTenantsHTTPResponse429Headers struct {
+	RequestId  string
+	RetryAfter int
+}
+
 // AdminListTenantsHTTPResponse500Headers the declared response headers of an HTTP 500 response for AdminListTenants
 type AdminListTenantsHTTPResponse500Headers struct {
 	RequestId string
@@ -6639,6 +6771,8 @@ type AdminListTenantsHTTPResponse struct {
 	ApplicationproblemJSON405 *Error
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Error
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Error
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Error
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -6653,6 +6787,8 @@ type AdminListTenantsHTTPResponse struct {
 	Headers405 *AdminListTenantsHTTPResponse405Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *AdminListTenantsHTTPResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *AdminListTenantsHTTPResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *AdminListTenantsHTTPResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -6682,6 +6818,11 @@ func (r AdminListTenantsHTTPResponse) GetApplicationproblemJSON405() *Error {
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r AdminListTenantsHTTPResponse) GetApplicationproblemJSON422() *Error {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r AdminListTenantsHTTPResponse) GetApplicationproblemJSON429() *Error {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -6725,17 +6866,20 @@ func (r AdminListTenantsHTTPResponse) ContentType() string {
 
 // AdminCreateTenantHTTPResponse201Headers the declared response headers of an HTTP 201 response for AdminCreateTenant
 type AdminCreateTenantHTTPResponse201Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
 }
 
 // AdminCreateTenantHTTPResponse400Headers the declared response headers of an HTTP 400 response for AdminCreateTenant
 type AdminCreateTenantHTTPResponse400Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
 }
 
 // AdminCreateTenantHTTPResponse401Headers the declared response headers of an HTTP 401 response for AdminCreateTenant
 type AdminCreateTenantHTTPResponse401Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
 }
 
 // AdminCreateTenantHTTPResponse405Headers the declared response headers of an HTTP 405 response for AdminCreateTenant
@@ -6746,28 +6890,40 @@ type AdminCreateTenantHTTPResponse405Headers struct {
 
 // AdminCreateTenantHTTPResponse413Headers the declared response headers of an HTTP 413 response for AdminCreateTenant
 type AdminCreateTenantHTTPResponse413Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
 }
 
 // AdminCreateTenantHTTPResponse415Headers the declared response headers of an HTTP 415 response for AdminCreateTenant
 type AdminCreateTenantHTTPResponse415Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
 }
 
 // AdminCreateTenantHTTPResponse422Headers the declared response headers of an HTTP 422 response for AdminCreateTenant
 type AdminCreateTenantHTTPResponse422Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
+}
+
+// AdminCreateTenantHTTPResponse429Headers the declared response headers of an HTTP 429 response for AdminCreateTenant
+type AdminCreateTenantHTTPResponse429Headers struct {
+	IdempotentReplayed *string
+	RequestId          string
+	RetryAfter         int
 }
 
 // AdminCreateTenantHTTPResponse500Headers the declared response headers of an HTTP 500 response for AdminCreateTenant
 type AdminCreateTenantHTTPResponse500Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
 }
 
 // AdminCreateTenantHTTPResponse503Headers the declared response headers of an HTTP 503 response for AdminCreateTenant
 type AdminCreateTenantHTTPResponse503Headers struct {
-	RequestId  string
-	RetryAfter *int
+	IdempotentReplayed *string
+	RequestId          string
+	RetryAfter         *int
 }
 
 type AdminCreateTenantHTTPResponse struct {
@@ -6787,6 +6943,8 @@ type AdminCreateTenantHTTPResponse struct {
 	ApplicationproblemJSON415 *Error
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Error
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Error
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Error
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -6805,6 +6963,8 @@ type AdminCreateTenantHTTPResponse struct {
 	Headers415 *AdminCreateTenantHTTPResponse415Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *AdminCreateTenantHTTPResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *AdminCreateTenantHTTPResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *AdminCreateTenantHTTPResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -6844,6 +7004,11 @@ func (r AdminCreateTenantHTTPResponse) GetApplicationproblemJSON415() *Error {
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r AdminCreateTenantHTTPResponse) GetApplicationproblemJSON422() *Error {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r AdminCreateTenantHTTPResponse) GetApplicationproblemJSON429() *Error {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -6916,6 +7081,12 @@ type AdminGetTenantHTTPResponse422Headers struct {
 	RequestId string
 }
 
+// AdminGetTenantHTTPResponse429Headers the declared response headers of an HTTP 429 response for AdminGetTenant
+type AdminGetTenantHTTPResponse429Headers struct {
+	RequestId  string
+	RetryAfter int
+}
+
 // AdminGetTenantHTTPResponse500Headers the declared response headers of an HTTP 500 response for AdminGetTenant
 type AdminGetTenantHTTPResponse500Headers struct {
 	RequestId string
@@ -6942,6 +7113,8 @@ type AdminGetTenantHTTPResponse struct {
 	ApplicationproblemJSON405 *Error
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Error
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Error
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Error
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -6958,6 +7131,8 @@ type AdminGetTenantHTTPResponse struct {
 	Headers405 *AdminGetTenantHTTPResponse405Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *AdminGetTenantHTTPResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *AdminGetTenantHTTPResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *AdminGetTenantHTTPResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -6992,6 +7167,11 @@ func (r AdminGetTenantHTTPResponse) GetApplicationproblemJSON405() *Error {
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r AdminGetTenantHTTPResponse) GetApplicationproblemJSON422() *Error {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r AdminGetTenantHTTPResponse) GetApplicationproblemJSON429() *Error {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -7035,22 +7215,26 @@ func (r AdminGetTenantHTTPResponse) ContentType() string {
 
 // AdminUpdateTenantHTTPResponse200Headers the declared response headers of an HTTP 200 response for AdminUpdateTenant
 type AdminUpdateTenantHTTPResponse200Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
 }
 
 // AdminUpdateTenantHTTPResponse400Headers the declared response headers of an HTTP 400 response for AdminUpdateTenant
 type AdminUpdateTenantHTTPResponse400Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
 }
 
 // AdminUpdateTenantHTTPResponse401Headers the declared response headers of an HTTP 401 response for AdminUpdateTenant
 type AdminUpdateTenantHTTPResponse401Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
 }
 
 // AdminUpdateTenantHTTPResponse404Headers the declared response headers of an HTTP 404 response for AdminUpdateTenant
 type AdminUpdateTenantHTTPResponse404Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
 }
 
 // AdminUpdateTenantHTTPResponse405Headers the declared response headers of an HTTP 405 response for AdminUpdateTenant
@@ -7061,28 +7245,40 @@ type AdminUpdateTenantHTTPResponse405Headers struct {
 
 // AdminUpdateTenantHTTPResponse413Headers the declared response headers of an HTTP 413 response for AdminUpdateTenant
 type AdminUpdateTenantHTTPResponse413Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
 }
 
 // AdminUpdateTenantHTTPResponse415Headers the declared response headers of an HTTP 415 response for AdminUpdateTenant
 type AdminUpdateTenantHTTPResponse415Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
 }
 
 // AdminUpdateTenantHTTPResponse422Headers the declared response headers of an HTTP 422 response for AdminUpdateTenant
 type AdminUpdateTenantHTTPResponse422Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
+}
+
+// AdminUpdateTenantHTTPResponse429Headers the declared response headers of an HTTP 429 response for AdminUpdateTenant
+type AdminUpdateTenantHTTPResponse429Headers struct {
+	IdempotentReplayed *string
+	RequestId          string
+	RetryAfter         int
 }
 
 // AdminUpdateTenantHTTPResponse500Headers the declared response headers of an HTTP 500 response for AdminUpdateTenant
 type AdminUpdateTenantHTTPResponse500Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
 }
 
 // AdminUpdateTenantHTTPResponse503Headers the declared response headers of an HTTP 503 response for AdminUpdateTenant
 type AdminUpdateTenantHTTPResponse503Headers struct {
-	RequestId  string
-	RetryAfter *int
+	IdempotentReplayed *string
+	RequestId          string
+	RetryAfter         *int
 }
 
 type AdminUpdateTenantHTTPResponse struct {
@@ -7104,6 +7300,8 @@ type AdminUpdateTenantHTTPResponse struct {
 	ApplicationproblemJSON415 *Error
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Error
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Error
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Error
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -7124,6 +7322,8 @@ type AdminUpdateTenantHTTPResponse struct {
 	Headers415 *AdminUpdateTenantHTTPResponse415Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *AdminUpdateTenantHTTPResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *AdminUpdateTenantHTTPResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *AdminUpdateTenantHTTPResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -7168,6 +7368,11 @@ func (r AdminUpdateTenantHTTPResponse) GetApplicationproblemJSON415() *Error {
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r AdminUpdateTenantHTTPResponse) GetApplicationproblemJSON422() *Error {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r AdminUpdateTenantHTTPResponse) GetApplicationproblemJSON429() *Error {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -7240,6 +7445,12 @@ type AdminListKeysHTTPResponse422Headers struct {
 	RequestId string
 }
 
+// AdminListKeysHTTPResponse429Headers the declared response headers of an HTTP 429 response for AdminListKeys
+type AdminListKeysHTTPResponse429Headers struct {
+	RequestId  string
+	RetryAfter int
+}
+
 // AdminListKeysHTTPResponse500Headers the declared response headers of an HTTP 500 response for AdminListKeys
 type AdminListKeysHTTPResponse500Headers struct {
 	RequestId string
@@ -7266,6 +7477,8 @@ type AdminListKeysHTTPResponse struct {
 	ApplicationproblemJSON405 *Error
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Error
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Error
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Error
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -7282,6 +7495,8 @@ type AdminListKeysHTTPResponse struct {
 	Headers405 *AdminListKeysHTTPResponse405Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *AdminListKeysHTTPResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *AdminListKeysHTTPResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *AdminListKeysHTTPResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -7316,6 +7531,11 @@ func (r AdminListKeysHTTPResponse) GetApplicationproblemJSON405() *Error {
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r AdminListKeysHTTPResponse) GetApplicationproblemJSON422() *Error {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r AdminListKeysHTTPResponse) GetApplicationproblemJSON429() *Error {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -7359,22 +7579,26 @@ func (r AdminListKeysHTTPResponse) ContentType() string {
 
 // AdminCreateKeyHTTPResponse201Headers the declared response headers of an HTTP 201 response for AdminCreateKey
 type AdminCreateKeyHTTPResponse201Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
 }
 
 // AdminCreateKeyHTTPResponse400Headers the declared response headers of an HTTP 400 response for AdminCreateKey
 type AdminCreateKeyHTTPResponse400Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
 }
 
 // AdminCreateKeyHTTPResponse401Headers the declared response headers of an HTTP 401 response for AdminCreateKey
 type AdminCreateKeyHTTPResponse401Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
 }
 
 // AdminCreateKeyHTTPResponse404Headers the declared response headers of an HTTP 404 response for AdminCreateKey
 type AdminCreateKeyHTTPResponse404Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
 }
 
 // AdminCreateKeyHTTPResponse405Headers the declared response headers of an HTTP 405 response for AdminCreateKey
@@ -7385,28 +7609,40 @@ type AdminCreateKeyHTTPResponse405Headers struct {
 
 // AdminCreateKeyHTTPResponse413Headers the declared response headers of an HTTP 413 response for AdminCreateKey
 type AdminCreateKeyHTTPResponse413Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
 }
 
 // AdminCreateKeyHTTPResponse415Headers the declared response headers of an HTTP 415 response for AdminCreateKey
 type AdminCreateKeyHTTPResponse415Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
 }
 
 // AdminCreateKeyHTTPResponse422Headers the declared response headers of an HTTP 422 response for AdminCreateKey
 type AdminCreateKeyHTTPResponse422Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
+}
+
+// AdminCreateKeyHTTPResponse429Headers the declared response headers of an HTTP 429 response for AdminCreateKey
+type AdminCreateKeyHTTPResponse429Headers struct {
+	IdempotentReplayed *string
+	RequestId          string
+	RetryAfter         int
 }
 
 // AdminCreateKeyHTTPResponse500Headers the declared response headers of an HTTP 500 response for AdminCreateKey
 type AdminCreateKeyHTTPResponse500Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
 }
 
 // AdminCreateKeyHTTPResponse503Headers the declared response headers of an HTTP 503 response for AdminCreateKey
 type AdminCreateKeyHTTPResponse503Headers struct {
-	RequestId  string
-	RetryAfter *int
+	IdempotentReplayed *string
+	RequestId          string
+	RetryAfter         *int
 }
 
 type AdminCreateKeyHTTPResponse struct {
@@ -7428,6 +7664,8 @@ type AdminCreateKeyHTTPResponse struct {
 	ApplicationproblemJSON415 *Error
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Error
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Error
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Error
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -7448,6 +7686,8 @@ type AdminCreateKeyHTTPResponse struct {
 	Headers415 *AdminCreateKeyHTTPResponse415Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *AdminCreateKeyHTTPResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *AdminCreateKeyHTTPResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *AdminCreateKeyHTTPResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -7494,6 +7734,11 @@ func (r AdminCreateKeyHTTPResponse) GetApplicationproblemJSON422() *Error {
 	return r.ApplicationproblemJSON422
 }
 
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r AdminCreateKeyHTTPResponse) GetApplicationproblemJSON429() *Error {
+	return r.ApplicationproblemJSON429
+}
+
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r AdminCreateKeyHTTPResponse) GetApplicationproblemJSON500() *Error {
 	return r.ApplicationproblemJSON500
@@ -7535,22 +7780,26 @@ func (r AdminCreateKeyHTTPResponse) ContentType() string {
 
 // AdminRevokeKeyHTTPResponse200Headers the declared response headers of an HTTP 200 response for AdminRevokeKey
 type AdminRevokeKeyHTTPResponse200Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
 }
 
 // AdminRevokeKeyHTTPResponse400Headers the declared response headers of an HTTP 400 response for AdminRevokeKey
 type AdminRevokeKeyHTTPResponse400Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
 }
 
 // AdminRevokeKeyHTTPResponse401Headers the declared response headers of an HTTP 401 response for AdminRevokeKey
 type AdminRevokeKeyHTTPResponse401Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
 }
 
 // AdminRevokeKeyHTTPResponse404Headers the declared response headers of an HTTP 404 response for AdminRevokeKey
 type AdminRevokeKeyHTTPResponse404Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
 }
 
 // AdminRevokeKeyHTTPResponse405Headers the declared response headers of an HTTP 405 response for AdminRevokeKey
@@ -7561,28 +7810,40 @@ type AdminRevokeKeyHTTPResponse405Headers struct {
 
 // AdminRevokeKeyHTTPResponse413Headers the declared response headers of an HTTP 413 response for AdminRevokeKey
 type AdminRevokeKeyHTTPResponse413Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
 }
 
 // AdminRevokeKeyHTTPResponse415Headers the declared response headers of an HTTP 415 response for AdminRevokeKey
 type AdminRevokeKeyHTTPResponse415Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
 }
 
 // AdminRevokeKeyHTTPResponse422Headers the declared response headers of an HTTP 422 response for AdminRevokeKey
 type AdminRevokeKeyHTTPResponse422Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
+}
+
+// AdminRevokeKeyHTTPResponse429Headers the declared response headers of an HTTP 429 response for AdminRevokeKey
+type AdminRevokeKeyHTTPResponse429Headers struct {
+	IdempotentReplayed *string
+	RequestId          string
+	RetryAfter         int
 }
 
 // AdminRevokeKeyHTTPResponse500Headers the declared response headers of an HTTP 500 response for AdminRevokeKey
 type AdminRevokeKeyHTTPResponse500Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
 }
 
 // AdminRevokeKeyHTTPResponse503Headers the declared response headers of an HTTP 503 response for AdminRevokeKey
 type AdminRevokeKeyHTTPResponse503Headers struct {
-	RequestId  string
-	RetryAfter *int
+	IdempotentReplayed *string
+	RequestId          string
+	RetryAfter         *int
 }
 
 type AdminRevokeKeyHTTPResponse struct {
@@ -7604,6 +7865,8 @@ type AdminRevokeKeyHTTPResponse struct {
 	ApplicationproblemJSON415 *Error
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Error
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Error
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Error
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -7624,6 +7887,8 @@ type AdminRevokeKeyHTTPResponse struct {
 	Headers415 *AdminRevokeKeyHTTPResponse415Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *AdminRevokeKeyHTTPResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *AdminRevokeKeyHTTPResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *AdminRevokeKeyHTTPResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -7668,6 +7933,11 @@ func (r AdminRevokeKeyHTTPResponse) GetApplicationproblemJSON415() *Error {
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r AdminRevokeKeyHTTPResponse) GetApplicationproblemJSON422() *Error {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r AdminRevokeKeyHTTPResponse) GetApplicationproblemJSON429() *Error {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -7740,6 +8010,12 @@ type AdminReconciliationReportHTTPResponse422Headers struct {
 	RequestId string
 }
 
+// AdminReconciliationReportHTTPResponse429Headers the declared response headers of an HTTP 429 response for AdminReconciliationReport
+type AdminReconciliationReportHTTPResponse429Headers struct {
+	RequestId  string
+	RetryAfter int
+}
+
 // AdminReconciliationReportHTTPResponse500Headers the declared response headers of an HTTP 500 response for AdminReconciliationReport
 type AdminReconciliationReportHTTPResponse500Headers struct {
 	RequestId string
@@ -7766,6 +8042,8 @@ type AdminReconciliationReportHTTPResponse struct {
 	ApplicationproblemJSON405 *Error
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Error
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Error
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Error
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -7782,6 +8060,8 @@ type AdminReconciliationReportHTTPResponse struct {
 	Headers405 *AdminReconciliationReportHTTPResponse405Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *AdminReconciliationReportHTTPResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *AdminReconciliationReportHTTPResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *AdminReconciliationReportHTTPResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -7816,6 +8096,11 @@ func (r AdminReconciliationReportHTTPResponse) GetApplicationproblemJSON405() *E
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r AdminReconciliationReportHTTPResponse) GetApplicationproblemJSON422() *Error {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r AdminReconciliationReportHTTPResponse) GetApplicationproblemJSON429() *Error {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -7859,22 +8144,26 @@ func (r AdminReconciliationReportHTTPResponse) ContentType() string {
 
 // AdminReconciliationRepairHTTPResponse200Headers the declared response headers of an HTTP 200 response for AdminReconciliationRepair
 type AdminReconciliationRepairHTTPResponse200Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
 }
 
 // AdminReconciliationRepairHTTPResponse400Headers the declared response headers of an HTTP 400 response for AdminReconciliationRepair
 type AdminReconciliationRepairHTTPResponse400Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
 }
 
 // AdminReconciliationRepairHTTPResponse401Headers the declared response headers of an HTTP 401 response for AdminReconciliationRepair
 type AdminReconciliationRepairHTTPResponse401Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
 }
 
 // AdminReconciliationRepairHTTPResponse404Headers the declared response headers of an HTTP 404 response for AdminReconciliationRepair
 type AdminReconciliationRepairHTTPResponse404Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
 }
 
 // AdminReconciliationRepairHTTPResponse405Headers the declared response headers of an HTTP 405 response for AdminReconciliationRepair
@@ -7885,28 +8174,40 @@ type AdminReconciliationRepairHTTPResponse405Headers struct {
 
 // AdminReconciliationRepairHTTPResponse413Headers the declared response headers of an HTTP 413 response for AdminReconciliationRepair
 type AdminReconciliationRepairHTTPResponse413Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
 }
 
 // AdminReconciliationRepairHTTPResponse415Headers the declared response headers of an HTTP 415 response for AdminReconciliationRepair
 type AdminReconciliationRepairHTTPResponse415Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
 }
 
 // AdminReconciliationRepairHTTPResponse422Headers the declared response headers of an HTTP 422 response for AdminReconciliationRepair
 type AdminReconciliationRepairHTTPResponse422Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
+}
+
+// AdminReconciliationRepairHTTPResponse429Headers the declared response headers of an HTTP 429 response for AdminReconciliationRepair
+type AdminReconciliationRepairHTTPResponse429Headers struct {
+	IdempotentReplayed *string
+	RequestId          string
+	RetryAfter         int
 }
 
 // AdminReconciliationRepairHTTPResponse500Headers the declared response headers of an HTTP 500 response for AdminReconciliationRepair
 type AdminReconciliationRepairHTTPResponse500Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
 }
 
 // AdminReconciliationRepairHTTPResponse503Headers the declared response headers of an HTTP 503 response for AdminReconciliationRepair
 type AdminReconciliationRepairHTTPResponse503Headers struct {
-	RequestId  string
-	RetryAfter *int
+	IdempotentReplayed *string
+	RequestId          string
+	RetryAfter         *int
 }
 
 type AdminReconciliationRepairHTTPResponse struct {
@@ -7928,6 +8229,8 @@ type AdminReconciliationRepairHTTPResponse struct {
 	ApplicationproblemJSON415 *Error
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Error
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Error
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Error
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -7948,6 +8251,8 @@ type AdminReconciliationRepairHTTPResponse struct {
 	Headers415 *AdminReconciliationRepairHTTPResponse415Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *AdminReconciliationRepairHTTPResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *AdminReconciliationRepairHTTPResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *AdminReconciliationRepairHTTPResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -7992,6 +8297,11 @@ func (r AdminReconciliationRepairHTTPResponse) GetApplicationproblemJSON415() *E
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r AdminReconciliationRepairHTTPResponse) GetApplicationproblemJSON422() *Error {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r AdminReconciliationRepairHTTPResponse) GetApplicationproblemJSON429() *Error {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -8064,6 +8374,12 @@ type AdminDeleteStripeAccountHTTPResponse422Headers struct {
 	RequestId string
 }
 
+// AdminDeleteStripeAccountHTTPResponse429Headers the declared response headers of an HTTP 429 response for AdminDeleteStripeAccount
+type AdminDeleteStripeAccountHTTPResponse429Headers struct {
+	RequestId  string
+	RetryAfter int
+}
+
 // AdminDeleteStripeAccountHTTPResponse500Headers the declared response headers of an HTTP 500 response for AdminDeleteStripeAccount
 type AdminDeleteStripeAccountHTTPResponse500Headers struct {
 	RequestId string
@@ -8088,6 +8404,8 @@ type AdminDeleteStripeAccountHTTPResponse struct {
 	ApplicationproblemJSON405 *Error
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Error
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Error
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Error
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -8104,6 +8422,8 @@ type AdminDeleteStripeAccountHTTPResponse struct {
 	Headers405 *AdminDeleteStripeAccountHTTPResponse405Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *AdminDeleteStripeAccountHTTPResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *AdminDeleteStripeAccountHTTPResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *AdminDeleteStripeAccountHTTPResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -8133,6 +8453,11 @@ func (r AdminDeleteStripeAccountHTTPResponse) GetApplicationproblemJSON405() *Er
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r AdminDeleteStripeAccountHTTPResponse) GetApplicationproblemJSON422() *Error {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r AdminDeleteStripeAccountHTTPResponse) GetApplicationproblemJSON429() *Error {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -8205,6 +8530,12 @@ type AdminGetStripeAccountHTTPResponse422Headers struct {
 	RequestId string
 }
 
+// AdminGetStripeAccountHTTPResponse429Headers the declared response headers of an HTTP 429 response for AdminGetStripeAccount
+type AdminGetStripeAccountHTTPResponse429Headers struct {
+	RequestId  string
+	RetryAfter int
+}
+
 // AdminGetStripeAccountHTTPResponse500Headers the declared response headers of an HTTP 500 response for AdminGetStripeAccount
 type AdminGetStripeAccountHTTPResponse500Headers struct {
 	RequestId string
@@ -8231,6 +8562,8 @@ type AdminGetStripeAccountHTTPResponse struct {
 	ApplicationproblemJSON405 *Error
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Error
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Error
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Error
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -8247,6 +8580,8 @@ type AdminGetStripeAccountHTTPResponse struct {
 	Headers405 *AdminGetStripeAccountHTTPResponse405Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *AdminGetStripeAccountHTTPResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *AdminGetStripeAccountHTTPResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *AdminGetStripeAccountHTTPResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -8281,6 +8616,11 @@ func (r AdminGetStripeAccountHTTPResponse) GetApplicationproblemJSON405() *Error
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r AdminGetStripeAccountHTTPResponse) GetApplicationproblemJSON422() *Error {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r AdminGetStripeAccountHTTPResponse) GetApplicationproblemJSON429() *Error {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -8324,22 +8664,26 @@ func (r AdminGetStripeAccountHTTPResponse) ContentType() string {
 
 // AdminSetStripeAccountHTTPResponse200Headers the declared response headers of an HTTP 200 response for AdminSetStripeAccount
 type AdminSetStripeAccountHTTPResponse200Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
 }
 
 // AdminSetStripeAccountHTTPResponse400Headers the declared response headers of an HTTP 400 response for AdminSetStripeAccount
 type AdminSetStripeAccountHTTPResponse400Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
 }
 
 // AdminSetStripeAccountHTTPResponse401Headers the declared response headers of an HTTP 401 response for AdminSetStripeAccount
 type AdminSetStripeAccountHTTPResponse401Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
 }
 
 // AdminSetStripeAccountHTTPResponse404Headers the declared response headers of an HTTP 404 response for AdminSetStripeAccount
 type AdminSetStripeAccountHTTPResponse404Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
 }
 
 // AdminSetStripeAccountHTTPResponse405Headers the declared response headers of an HTTP 405 response for AdminSetStripeAccount
@@ -8350,33 +8694,46 @@ type AdminSetStripeAccountHTTPResponse405Headers struct {
 
 // AdminSetStripeAccountHTTPResponse409Headers the declared response headers of an HTTP 409 response for AdminSetStripeAccount
 type AdminSetStripeAccountHTTPResponse409Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
 }
 
 // AdminSetStripeAccountHTTPResponse413Headers the declared response headers of an HTTP 413 response for AdminSetStripeAccount
 type AdminSetStripeAccountHTTPResponse413Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
 }
 
 // AdminSetStripeAccountHTTPResponse415Headers the declared response headers of an HTTP 415 response for AdminSetStripeAccount
 type AdminSetStripeAccountHTTPResponse415Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
 }
 
 // AdminSetStripeAccountHTTPResponse422Headers the declared response headers of an HTTP 422 response for AdminSetStripeAccount
 type AdminSetStripeAccountHTTPResponse422Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
+}
+
+// AdminSetStripeAccountHTTPResponse429Headers the declared response headers of an HTTP 429 response for AdminSetStripeAccount
+type AdminSetStripeAccountHTTPResponse429Headers struct {
+	IdempotentReplayed *string
+	RequestId          string
+	RetryAfter         int
 }
 
 // AdminSetStripeAccountHTTPResponse500Headers the declared response headers of an HTTP 500 response for AdminSetStripeAccount
 type AdminSetStripeAccountHTTPResponse500Headers struct {
-	RequestId string
+	IdempotentReplayed *string
+	RequestId          string
 }
 
 // AdminSetStripeAccountHTTPResponse503Headers the declared response headers of an HTTP 503 response for AdminSetStripeAccount
 type AdminSetStripeAccountHTTPResponse503Headers struct {
-	RequestId  string
-	RetryAfter *int
+	IdempotentReplayed *string
+	RequestId          string
+	RetryAfter         *int
 }
 
 type AdminSetStripeAccountHTTPResponse struct {
@@ -8400,6 +8757,8 @@ type AdminSetStripeAccountHTTPResponse struct {
 	ApplicationproblemJSON415 *Error
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Error
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Error
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Error
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -8422,6 +8781,8 @@ type AdminSetStripeAccountHTTPResponse struct {
 	Headers415 *AdminSetStripeAccountHTTPResponse415Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *AdminSetStripeAccountHTTPResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *AdminSetStripeAccountHTTPResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *AdminSetStripeAccountHTTPResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -8471,6 +8832,11 @@ func (r AdminSetStripeAccountHTTPResponse) GetApplicationproblemJSON415() *Error
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r AdminSetStripeAccountHTTPResponse) GetApplicationproblemJSON422() *Error {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r AdminSetStripeAccountHTTPResponse) GetApplicationproblemJSON429() *Error {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -13539,8 +13905,8 @@ func (c *ClientWithResponses) AdminListTenantsWithResponse(ctx context.Context, 
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/admin/tenants (the `AdminCreateTenant` operationId).
-func (c *ClientWithResponses) AdminCreateTenantWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminCreateTenantHTTPResponse, error) {
-	rsp, err := c.AdminCreateTenantWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) AdminCreateTenantWithBodyWithResponse(ctx context.Context, params *AdminCreateTenantParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminCreateTenantHTTPResponse, error) {
+	rsp, err := c.AdminCreateTenantWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -13554,8 +13920,8 @@ func (c *ClientWithResponses) AdminCreateTenantWithBodyWithResponse(ctx context.
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/admin/tenants (the `AdminCreateTenant` operationId).
-func (c *ClientWithResponses) AdminCreateTenantWithResponse(ctx context.Context, body AdminCreateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminCreateTenantHTTPResponse, error) {
-	rsp, err := c.AdminCreateTenant(ctx, body, reqEditors...)
+func (c *ClientWithResponses) AdminCreateTenantWithResponse(ctx context.Context, params *AdminCreateTenantParams, body AdminCreateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminCreateTenantHTTPResponse, error) {
+	rsp, err := c.AdminCreateTenant(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -13584,8 +13950,8 @@ func (c *ClientWithResponses) AdminGetTenantWithResponse(ctx context.Context, te
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/admin/tenants/{tenant} (the `AdminUpdateTenant` operationId).
-func (c *ClientWithResponses) AdminUpdateTenantWithBodyWithResponse(ctx context.Context, tenant string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminUpdateTenantHTTPResponse, error) {
-	rsp, err := c.AdminUpdateTenantWithBody(ctx, tenant, contentType, body, reqEditors...)
+func (c *ClientWithResponses) AdminUpdateTenantWithBodyWithResponse(ctx context.Context, tenant string, params *AdminUpdateTenantParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminUpdateTenantHTTPResponse, error) {
+	rsp, err := c.AdminUpdateTenantWithBody(ctx, tenant, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -13599,8 +13965,8 @@ func (c *ClientWithResponses) AdminUpdateTenantWithBodyWithResponse(ctx context.
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/admin/tenants/{tenant} (the `AdminUpdateTenant` operationId).
-func (c *ClientWithResponses) AdminUpdateTenantWithResponse(ctx context.Context, tenant string, body AdminUpdateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminUpdateTenantHTTPResponse, error) {
-	rsp, err := c.AdminUpdateTenant(ctx, tenant, body, reqEditors...)
+func (c *ClientWithResponses) AdminUpdateTenantWithResponse(ctx context.Context, tenant string, params *AdminUpdateTenantParams, body AdminUpdateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminUpdateTenantHTTPResponse, error) {
+	rsp, err := c.AdminUpdateTenant(ctx, tenant, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -13629,8 +13995,8 @@ func (c *ClientWithResponses) AdminListKeysWithResponse(ctx context.Context, ten
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/admin/tenants/{tenant}/keys (the `AdminCreateKey` operationId).
-func (c *ClientWithResponses) AdminCreateKeyWithBodyWithResponse(ctx context.Context, tenant string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminCreateKeyHTTPResponse, error) {
-	rsp, err := c.AdminCreateKeyWithBody(ctx, tenant, contentType, body, reqEditors...)
+func (c *ClientWithResponses) AdminCreateKeyWithBodyWithResponse(ctx context.Context, tenant string, params *AdminCreateKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminCreateKeyHTTPResponse, error) {
+	rsp, err := c.AdminCreateKeyWithBody(ctx, tenant, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -13644,8 +14010,8 @@ func (c *ClientWithResponses) AdminCreateKeyWithBodyWithResponse(ctx context.Con
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/admin/tenants/{tenant}/keys (the `AdminCreateKey` operationId).
-func (c *ClientWithResponses) AdminCreateKeyWithResponse(ctx context.Context, tenant string, body AdminCreateKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminCreateKeyHTTPResponse, error) {
-	rsp, err := c.AdminCreateKey(ctx, tenant, body, reqEditors...)
+func (c *ClientWithResponses) AdminCreateKeyWithResponse(ctx context.Context, tenant string, params *AdminCreateKeyParams, body AdminCreateKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminCreateKeyHTTPResponse, error) {
+	rsp, err := c.AdminCreateKey(ctx, tenant, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -13659,8 +14025,8 @@ func (c *ClientWithResponses) AdminCreateKeyWithResponse(ctx context.Context, te
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/admin/tenants/{tenant}/keys/{key}/revoke (the `AdminRevokeKey` operationId).
-func (c *ClientWithResponses) AdminRevokeKeyWithResponse(ctx context.Context, tenant string, key string, reqEditors ...RequestEditorFn) (*AdminRevokeKeyHTTPResponse, error) {
-	rsp, err := c.AdminRevokeKey(ctx, tenant, key, reqEditors...)
+func (c *ClientWithResponses) AdminRevokeKeyWithResponse(ctx context.Context, tenant string, key string, params *AdminRevokeKeyParams, reqEditors ...RequestEditorFn) (*AdminRevokeKeyHTTPResponse, error) {
+	rsp, err := c.AdminRevokeKey(ctx, tenant, key, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -13689,8 +14055,8 @@ func (c *ClientWithResponses) AdminReconciliationReportWithResponse(ctx context.
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/admin/tenants/{tenant}/reconciliation (the `AdminReconciliationRepair` operationId).
-func (c *ClientWithResponses) AdminReconciliationRepairWithBodyWithResponse(ctx context.Context, tenant string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminReconciliationRepairHTTPResponse, error) {
-	rsp, err := c.AdminReconciliationRepairWithBody(ctx, tenant, contentType, body, reqEditors...)
+func (c *ClientWithResponses) AdminReconciliationRepairWithBodyWithResponse(ctx context.Context, tenant string, params *AdminReconciliationRepairParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminReconciliationRepairHTTPResponse, error) {
+	rsp, err := c.AdminReconciliationRepairWithBody(ctx, tenant, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -13704,8 +14070,8 @@ func (c *ClientWithResponses) AdminReconciliationRepairWithBodyWithResponse(ctx 
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/admin/tenants/{tenant}/reconciliation (the `AdminReconciliationRepair` operationId).
-func (c *ClientWithResponses) AdminReconciliationRepairWithResponse(ctx context.Context, tenant string, body AdminReconciliationRepairJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminReconciliationRepairHTTPResponse, error) {
-	rsp, err := c.AdminReconciliationRepair(ctx, tenant, body, reqEditors...)
+func (c *ClientWithResponses) AdminReconciliationRepairWithResponse(ctx context.Context, tenant string, params *AdminReconciliationRepairParams, body AdminReconciliationRepairJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminReconciliationRepairHTTPResponse, error) {
+	rsp, err := c.AdminReconciliationRepair(ctx, tenant, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -13749,8 +14115,8 @@ func (c *ClientWithResponses) AdminGetStripeAccountWithResponse(ctx context.Cont
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/admin/tenants/{tenant}/stripe_account (the `AdminSetStripeAccount` operationId).
-func (c *ClientWithResponses) AdminSetStripeAccountWithBodyWithResponse(ctx context.Context, tenant string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminSetStripeAccountHTTPResponse, error) {
-	rsp, err := c.AdminSetStripeAccountWithBody(ctx, tenant, contentType, body, reqEditors...)
+func (c *ClientWithResponses) AdminSetStripeAccountWithBodyWithResponse(ctx context.Context, tenant string, params *AdminSetStripeAccountParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminSetStripeAccountHTTPResponse, error) {
+	rsp, err := c.AdminSetStripeAccountWithBody(ctx, tenant, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -13764,8 +14130,8 @@ func (c *ClientWithResponses) AdminSetStripeAccountWithBodyWithResponse(ctx cont
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/admin/tenants/{tenant}/stripe_account (the `AdminSetStripeAccount` operationId).
-func (c *ClientWithResponses) AdminSetStripeAccountWithResponse(ctx context.Context, tenant string, body AdminSetStripeAccountJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminSetStripeAccountHTTPResponse, error) {
-	rsp, err := c.AdminSetStripeAccount(ctx, tenant, body, reqEditors...)
+func (c *ClientWithResponses) AdminSetStripeAccountWithResponse(ctx context.Context, tenant string, params *AdminSetStripeAccountParams, body AdminSetStripeAccountJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminSetStripeAccountHTTPResponse, error) {
+	rsp, err := c.AdminSetStripeAccount(ctx, tenant, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -14401,11 +14767,11 @@ func ParseReadyHTTPResponse(rsp *http.Response) (*ReadyHTTPResponse, error) {
 		response.ApplicationproblemJSON500 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest Error
+		var dest Health
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSON503 = &dest
+		response.JSON503 = &dest
 
 	}
 
@@ -14854,6 +15220,13 @@ func ParseAdminListTenantsHTTPResponse(rsp *http.Response) (*AdminListTenantsHTT
 		}
 		response.ApplicationproblemJSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -14928,6 +15301,23 @@ func ParseAdminListTenantsHTTPResponse(rsp *http.Response) (*AdminListTenantsHTT
 			headers.RequestId = value
 		}
 		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers AdminListTenantsHTTPResponse429Headers
+		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RequestId = value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers AdminListTenantsHTTPResponse500Headers
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
@@ -15023,6 +15413,13 @@ func ParseAdminCreateTenantHTTPResponse(rsp *http.Response) (*AdminCreateTenantH
 		}
 		response.ApplicationproblemJSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -15042,6 +15439,13 @@ func ParseAdminCreateTenantHTTPResponse(rsp *http.Response) (*AdminCreateTenantH
 	switch {
 	case rsp.StatusCode == 201:
 		var headers AdminCreateTenantHTTPResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -15052,6 +15456,13 @@ func ParseAdminCreateTenantHTTPResponse(rsp *http.Response) (*AdminCreateTenantH
 		response.Headers201 = &headers
 	case rsp.StatusCode == 400:
 		var headers AdminCreateTenantHTTPResponse400Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -15062,6 +15473,13 @@ func ParseAdminCreateTenantHTTPResponse(rsp *http.Response) (*AdminCreateTenantH
 		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers AdminCreateTenantHTTPResponse401Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -15089,6 +15507,13 @@ func ParseAdminCreateTenantHTTPResponse(rsp *http.Response) (*AdminCreateTenantH
 		response.Headers405 = &headers
 	case rsp.StatusCode == 413:
 		var headers AdminCreateTenantHTTPResponse413Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -15099,6 +15524,13 @@ func ParseAdminCreateTenantHTTPResponse(rsp *http.Response) (*AdminCreateTenantH
 		response.Headers413 = &headers
 	case rsp.StatusCode == 415:
 		var headers AdminCreateTenantHTTPResponse415Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -15109,6 +15541,13 @@ func ParseAdminCreateTenantHTTPResponse(rsp *http.Response) (*AdminCreateTenantH
 		response.Headers415 = &headers
 	case rsp.StatusCode == 422:
 		var headers AdminCreateTenantHTTPResponse422Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -15117,8 +15556,39 @@ func ParseAdminCreateTenantHTTPResponse(rsp *http.Response) (*AdminCreateTenantH
 			headers.RequestId = value
 		}
 		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers AdminCreateTenantHTTPResponse429Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RequestId = value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers AdminCreateTenantHTTPResponse500Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -15129,6 +15599,13 @@ func ParseAdminCreateTenantHTTPResponse(rsp *http.Response) (*AdminCreateTenantH
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers AdminCreateTenantHTTPResponse503Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -15204,6 +15681,13 @@ func ParseAdminGetTenantHTTPResponse(rsp *http.Response) (*AdminGetTenantHTTPRes
 			return nil, err
 		}
 		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Error
@@ -15289,6 +15773,23 @@ func ParseAdminGetTenantHTTPResponse(rsp *http.Response) (*AdminGetTenantHTTPRes
 			headers.RequestId = value
 		}
 		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers AdminGetTenantHTTPResponse429Headers
+		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RequestId = value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers AdminGetTenantHTTPResponse500Headers
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
@@ -15391,6 +15892,13 @@ func ParseAdminUpdateTenantHTTPResponse(rsp *http.Response) (*AdminUpdateTenantH
 		}
 		response.ApplicationproblemJSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -15410,6 +15918,13 @@ func ParseAdminUpdateTenantHTTPResponse(rsp *http.Response) (*AdminUpdateTenantH
 	switch {
 	case rsp.StatusCode == 200:
 		var headers AdminUpdateTenantHTTPResponse200Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -15420,6 +15935,13 @@ func ParseAdminUpdateTenantHTTPResponse(rsp *http.Response) (*AdminUpdateTenantH
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
 		var headers AdminUpdateTenantHTTPResponse400Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -15430,6 +15952,13 @@ func ParseAdminUpdateTenantHTTPResponse(rsp *http.Response) (*AdminUpdateTenantH
 		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers AdminUpdateTenantHTTPResponse401Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -15440,6 +15969,13 @@ func ParseAdminUpdateTenantHTTPResponse(rsp *http.Response) (*AdminUpdateTenantH
 		response.Headers401 = &headers
 	case rsp.StatusCode == 404:
 		var headers AdminUpdateTenantHTTPResponse404Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -15467,6 +16003,13 @@ func ParseAdminUpdateTenantHTTPResponse(rsp *http.Response) (*AdminUpdateTenantH
 		response.Headers405 = &headers
 	case rsp.StatusCode == 413:
 		var headers AdminUpdateTenantHTTPResponse413Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -15477,6 +16020,13 @@ func ParseAdminUpdateTenantHTTPResponse(rsp *http.Response) (*AdminUpdateTenantH
 		response.Headers413 = &headers
 	case rsp.StatusCode == 415:
 		var headers AdminUpdateTenantHTTPResponse415Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -15487,6 +16037,13 @@ func ParseAdminUpdateTenantHTTPResponse(rsp *http.Response) (*AdminUpdateTenantH
 		response.Headers415 = &headers
 	case rsp.StatusCode == 422:
 		var headers AdminUpdateTenantHTTPResponse422Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -15495,8 +16052,39 @@ func ParseAdminUpdateTenantHTTPResponse(rsp *http.Response) (*AdminUpdateTenantH
 			headers.RequestId = value
 		}
 		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers AdminUpdateTenantHTTPResponse429Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RequestId = value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers AdminUpdateTenantHTTPResponse500Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -15507,6 +16095,13 @@ func ParseAdminUpdateTenantHTTPResponse(rsp *http.Response) (*AdminUpdateTenantH
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers AdminUpdateTenantHTTPResponse503Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -15582,6 +16177,13 @@ func ParseAdminListKeysHTTPResponse(rsp *http.Response) (*AdminListKeysHTTPRespo
 			return nil, err
 		}
 		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Error
@@ -15667,6 +16269,23 @@ func ParseAdminListKeysHTTPResponse(rsp *http.Response) (*AdminListKeysHTTPRespo
 			headers.RequestId = value
 		}
 		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers AdminListKeysHTTPResponse429Headers
+		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RequestId = value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers AdminListKeysHTTPResponse500Headers
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
@@ -15769,6 +16388,13 @@ func ParseAdminCreateKeyHTTPResponse(rsp *http.Response) (*AdminCreateKeyHTTPRes
 		}
 		response.ApplicationproblemJSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -15788,6 +16414,13 @@ func ParseAdminCreateKeyHTTPResponse(rsp *http.Response) (*AdminCreateKeyHTTPRes
 	switch {
 	case rsp.StatusCode == 201:
 		var headers AdminCreateKeyHTTPResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -15798,6 +16431,13 @@ func ParseAdminCreateKeyHTTPResponse(rsp *http.Response) (*AdminCreateKeyHTTPRes
 		response.Headers201 = &headers
 	case rsp.StatusCode == 400:
 		var headers AdminCreateKeyHTTPResponse400Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -15808,6 +16448,13 @@ func ParseAdminCreateKeyHTTPResponse(rsp *http.Response) (*AdminCreateKeyHTTPRes
 		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers AdminCreateKeyHTTPResponse401Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -15818,6 +16465,13 @@ func ParseAdminCreateKeyHTTPResponse(rsp *http.Response) (*AdminCreateKeyHTTPRes
 		response.Headers401 = &headers
 	case rsp.StatusCode == 404:
 		var headers AdminCreateKeyHTTPResponse404Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -15845,6 +16499,13 @@ func ParseAdminCreateKeyHTTPResponse(rsp *http.Response) (*AdminCreateKeyHTTPRes
 		response.Headers405 = &headers
 	case rsp.StatusCode == 413:
 		var headers AdminCreateKeyHTTPResponse413Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -15855,6 +16516,13 @@ func ParseAdminCreateKeyHTTPResponse(rsp *http.Response) (*AdminCreateKeyHTTPRes
 		response.Headers413 = &headers
 	case rsp.StatusCode == 415:
 		var headers AdminCreateKeyHTTPResponse415Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -15865,6 +16533,13 @@ func ParseAdminCreateKeyHTTPResponse(rsp *http.Response) (*AdminCreateKeyHTTPRes
 		response.Headers415 = &headers
 	case rsp.StatusCode == 422:
 		var headers AdminCreateKeyHTTPResponse422Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -15873,8 +16548,39 @@ func ParseAdminCreateKeyHTTPResponse(rsp *http.Response) (*AdminCreateKeyHTTPRes
 			headers.RequestId = value
 		}
 		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers AdminCreateKeyHTTPResponse429Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RequestId = value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers AdminCreateKeyHTTPResponse500Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -15885,6 +16591,13 @@ func ParseAdminCreateKeyHTTPResponse(rsp *http.Response) (*AdminCreateKeyHTTPRes
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers AdminCreateKeyHTTPResponse503Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -15975,6 +16688,13 @@ func ParseAdminRevokeKeyHTTPResponse(rsp *http.Response) (*AdminRevokeKeyHTTPRes
 		}
 		response.ApplicationproblemJSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -15994,6 +16714,13 @@ func ParseAdminRevokeKeyHTTPResponse(rsp *http.Response) (*AdminRevokeKeyHTTPRes
 	switch {
 	case rsp.StatusCode == 200:
 		var headers AdminRevokeKeyHTTPResponse200Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -16004,6 +16731,13 @@ func ParseAdminRevokeKeyHTTPResponse(rsp *http.Response) (*AdminRevokeKeyHTTPRes
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
 		var headers AdminRevokeKeyHTTPResponse400Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -16014,6 +16748,13 @@ func ParseAdminRevokeKeyHTTPResponse(rsp *http.Response) (*AdminRevokeKeyHTTPRes
 		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers AdminRevokeKeyHTTPResponse401Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -16024,6 +16765,13 @@ func ParseAdminRevokeKeyHTTPResponse(rsp *http.Response) (*AdminRevokeKeyHTTPRes
 		response.Headers401 = &headers
 	case rsp.StatusCode == 404:
 		var headers AdminRevokeKeyHTTPResponse404Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -16051,6 +16799,13 @@ func ParseAdminRevokeKeyHTTPResponse(rsp *http.Response) (*AdminRevokeKeyHTTPRes
 		response.Headers405 = &headers
 	case rsp.StatusCode == 413:
 		var headers AdminRevokeKeyHTTPResponse413Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -16061,6 +16816,13 @@ func ParseAdminRevokeKeyHTTPResponse(rsp *http.Response) (*AdminRevokeKeyHTTPRes
 		response.Headers413 = &headers
 	case rsp.StatusCode == 415:
 		var headers AdminRevokeKeyHTTPResponse415Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -16071,6 +16833,13 @@ func ParseAdminRevokeKeyHTTPResponse(rsp *http.Response) (*AdminRevokeKeyHTTPRes
 		response.Headers415 = &headers
 	case rsp.StatusCode == 422:
 		var headers AdminRevokeKeyHTTPResponse422Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -16079,8 +16848,39 @@ func ParseAdminRevokeKeyHTTPResponse(rsp *http.Response) (*AdminRevokeKeyHTTPRes
 			headers.RequestId = value
 		}
 		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers AdminRevokeKeyHTTPResponse429Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RequestId = value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers AdminRevokeKeyHTTPResponse500Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -16091,6 +16891,13 @@ func ParseAdminRevokeKeyHTTPResponse(rsp *http.Response) (*AdminRevokeKeyHTTPRes
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers AdminRevokeKeyHTTPResponse503Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -16166,6 +16973,13 @@ func ParseAdminReconciliationReportHTTPResponse(rsp *http.Response) (*AdminRecon
 			return nil, err
 		}
 		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Error
@@ -16251,6 +17065,23 @@ func ParseAdminReconciliationReportHTTPResponse(rsp *http.Response) (*AdminRecon
 			headers.RequestId = value
 		}
 		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers AdminReconciliationReportHTTPResponse429Headers
+		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RequestId = value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers AdminReconciliationReportHTTPResponse500Headers
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
@@ -16353,6 +17184,13 @@ func ParseAdminReconciliationRepairHTTPResponse(rsp *http.Response) (*AdminRecon
 		}
 		response.ApplicationproblemJSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -16372,6 +17210,13 @@ func ParseAdminReconciliationRepairHTTPResponse(rsp *http.Response) (*AdminRecon
 	switch {
 	case rsp.StatusCode == 200:
 		var headers AdminReconciliationRepairHTTPResponse200Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -16382,6 +17227,13 @@ func ParseAdminReconciliationRepairHTTPResponse(rsp *http.Response) (*AdminRecon
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
 		var headers AdminReconciliationRepairHTTPResponse400Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -16392,6 +17244,13 @@ func ParseAdminReconciliationRepairHTTPResponse(rsp *http.Response) (*AdminRecon
 		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers AdminReconciliationRepairHTTPResponse401Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -16402,6 +17261,13 @@ func ParseAdminReconciliationRepairHTTPResponse(rsp *http.Response) (*AdminRecon
 		response.Headers401 = &headers
 	case rsp.StatusCode == 404:
 		var headers AdminReconciliationRepairHTTPResponse404Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -16429,6 +17295,13 @@ func ParseAdminReconciliationRepairHTTPResponse(rsp *http.Response) (*AdminRecon
 		response.Headers405 = &headers
 	case rsp.StatusCode == 413:
 		var headers AdminReconciliationRepairHTTPResponse413Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -16439,6 +17312,13 @@ func ParseAdminReconciliationRepairHTTPResponse(rsp *http.Response) (*AdminRecon
 		response.Headers413 = &headers
 	case rsp.StatusCode == 415:
 		var headers AdminReconciliationRepairHTTPResponse415Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -16449,6 +17329,13 @@ func ParseAdminReconciliationRepairHTTPResponse(rsp *http.Response) (*AdminRecon
 		response.Headers415 = &headers
 	case rsp.StatusCode == 422:
 		var headers AdminReconciliationRepairHTTPResponse422Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -16457,8 +17344,39 @@ func ParseAdminReconciliationRepairHTTPResponse(rsp *http.Response) (*AdminRecon
 			headers.RequestId = value
 		}
 		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers AdminReconciliationRepairHTTPResponse429Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RequestId = value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers AdminReconciliationRepairHTTPResponse500Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -16469,6 +17387,13 @@ func ParseAdminReconciliationRepairHTTPResponse(rsp *http.Response) (*AdminRecon
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers AdminReconciliationRepairHTTPResponse503Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -16540,6 +17465,13 @@ func ParseAdminDeleteStripeAccountHTTPResponse(rsp *http.Response) (*AdminDelete
 			return nil, err
 		}
 		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Error
@@ -16625,6 +17557,23 @@ func ParseAdminDeleteStripeAccountHTTPResponse(rsp *http.Response) (*AdminDelete
 			headers.RequestId = value
 		}
 		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers AdminDeleteStripeAccountHTTPResponse429Headers
+		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RequestId = value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers AdminDeleteStripeAccountHTTPResponse500Headers
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
@@ -16713,6 +17662,13 @@ func ParseAdminGetStripeAccountHTTPResponse(rsp *http.Response) (*AdminGetStripe
 		}
 		response.ApplicationproblemJSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -16797,6 +17753,23 @@ func ParseAdminGetStripeAccountHTTPResponse(rsp *http.Response) (*AdminGetStripe
 			headers.RequestId = value
 		}
 		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers AdminGetStripeAccountHTTPResponse429Headers
+		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RequestId = value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers AdminGetStripeAccountHTTPResponse500Headers
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
@@ -16906,6 +17879,13 @@ func ParseAdminSetStripeAccountHTTPResponse(rsp *http.Response) (*AdminSetStripe
 		}
 		response.ApplicationproblemJSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -16925,6 +17905,13 @@ func ParseAdminSetStripeAccountHTTPResponse(rsp *http.Response) (*AdminSetStripe
 	switch {
 	case rsp.StatusCode == 200:
 		var headers AdminSetStripeAccountHTTPResponse200Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -16935,6 +17922,13 @@ func ParseAdminSetStripeAccountHTTPResponse(rsp *http.Response) (*AdminSetStripe
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
 		var headers AdminSetStripeAccountHTTPResponse400Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -16945,6 +17939,13 @@ func ParseAdminSetStripeAccountHTTPResponse(rsp *http.Response) (*AdminSetStripe
 		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers AdminSetStripeAccountHTTPResponse401Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -16955,6 +17956,13 @@ func ParseAdminSetStripeAccountHTTPResponse(rsp *http.Response) (*AdminSetStripe
 		response.Headers401 = &headers
 	case rsp.StatusCode == 404:
 		var headers AdminSetStripeAccountHTTPResponse404Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -16982,6 +17990,13 @@ func ParseAdminSetStripeAccountHTTPResponse(rsp *http.Response) (*AdminSetStripe
 		response.Headers405 = &headers
 	case rsp.StatusCode == 409:
 		var headers AdminSetStripeAccountHTTPResponse409Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -16992,6 +18007,13 @@ func ParseAdminSetStripeAccountHTTPResponse(rsp *http.Response) (*AdminSetStripe
 		response.Headers409 = &headers
 	case rsp.StatusCode == 413:
 		var headers AdminSetStripeAccountHTTPResponse413Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -17002,6 +18024,13 @@ func ParseAdminSetStripeAccountHTTPResponse(rsp *http.Response) (*AdminSetStripe
 		response.Headers413 = &headers
 	case rsp.StatusCode == 415:
 		var headers AdminSetStripeAccountHTTPResponse415Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -17012,6 +18041,13 @@ func ParseAdminSetStripeAccountHTTPResponse(rsp *http.Response) (*AdminSetStripe
 		response.Headers415 = &headers
 	case rsp.StatusCode == 422:
 		var headers AdminSetStripeAccountHTTPResponse422Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -17020,8 +18056,39 @@ func ParseAdminSetStripeAccountHTTPResponse(rsp *http.Response) (*AdminSetStripe
 			headers.RequestId = value
 		}
 		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers AdminSetStripeAccountHTTPResponse429Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RequestId = value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers AdminSetStripeAccountHTTPResponse500Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -17032,6 +18099,13 @@ func ParseAdminSetStripeAccountHTTPResponse(rsp *http.Response) (*AdminSetStripe
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers AdminSetStripeAccountHTTPResponse503Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {

@@ -50,7 +50,7 @@ func newTenant(t *testing.T, ctx context.Context, base, token string) *payments.
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := admin.API.AdminCreateTenantWithResponse(ctx, fromJSON[payments.AdminCreateTenantJSONRequestBody](t,
+	res, err := admin.API.AdminCreateTenantWithResponse(ctx, nil, fromJSON[payments.AdminCreateTenantJSONRequestBody](t,
 		`{"name":"SDK e2e (Go)","region":"local"}`))
 	if err := payments.Check(res, res.Body, err); err != nil {
 		t.Fatal(err)

@@ -1795,7 +1795,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Error"];
+                    "application/json": components["schemas"]["Health"];
                 };
             };
         };
@@ -2018,6 +2018,19 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Error"];
                 };
             };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
             /** @description Internal Server Error */
             500: {
                 headers: {
@@ -2047,7 +2060,10 @@ export interface operations {
     "admin-create-tenant": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same request answers the stored result (with Idempotent-Replayed: true) for at least 24 hours; with a different request it answers 400 (idempotency_error); while the first is still running, 409. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -2060,6 +2076,8 @@ export interface operations {
             /** @description Created */
             201: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     [name: string]: unknown;
@@ -2071,6 +2089,8 @@ export interface operations {
             /** @description Bad Request */
             400: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     [name: string]: unknown;
@@ -2082,6 +2102,8 @@ export interface operations {
             /** @description Unauthorized */
             401: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     [name: string]: unknown;
@@ -2106,6 +2128,8 @@ export interface operations {
             /** @description Request Entity Too Large */
             413: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     [name: string]: unknown;
@@ -2117,6 +2141,8 @@ export interface operations {
             /** @description Unsupported Media Type */
             415: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     [name: string]: unknown;
@@ -2128,8 +2154,25 @@ export interface operations {
             /** @description Unprocessable Entity */
             422: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2139,6 +2182,8 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     [name: string]: unknown;
@@ -2150,6 +2195,8 @@ export interface operations {
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     /** @description Seconds to wait before retrying. */
@@ -2242,6 +2289,19 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Error"];
                 };
             };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
             /** @description Internal Server Error */
             500: {
                 headers: {
@@ -2271,7 +2331,10 @@ export interface operations {
     "admin-update-tenant": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same request answers the stored result (with Idempotent-Replayed: true) for at least 24 hours; with a different request it answers 400 (idempotency_error); while the first is still running, 409. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description The tenant's ID. */
                 tenant: string;
@@ -2287,6 +2350,8 @@ export interface operations {
             /** @description OK */
             200: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     [name: string]: unknown;
@@ -2298,6 +2363,8 @@ export interface operations {
             /** @description Bad Request */
             400: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     [name: string]: unknown;
@@ -2309,6 +2376,8 @@ export interface operations {
             /** @description Unauthorized */
             401: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     [name: string]: unknown;
@@ -2320,6 +2389,8 @@ export interface operations {
             /** @description Not Found */
             404: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     [name: string]: unknown;
@@ -2344,6 +2415,8 @@ export interface operations {
             /** @description Request Entity Too Large */
             413: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     [name: string]: unknown;
@@ -2355,6 +2428,8 @@ export interface operations {
             /** @description Unsupported Media Type */
             415: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     [name: string]: unknown;
@@ -2366,8 +2441,25 @@ export interface operations {
             /** @description Unprocessable Entity */
             422: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2377,6 +2469,8 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     [name: string]: unknown;
@@ -2388,6 +2482,8 @@ export interface operations {
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     /** @description Seconds to wait before retrying. */
@@ -2480,6 +2576,19 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Error"];
                 };
             };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
             /** @description Internal Server Error */
             500: {
                 headers: {
@@ -2509,7 +2618,10 @@ export interface operations {
     "admin-create-key": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same request answers the stored result (with Idempotent-Replayed: true) for at least 24 hours; with a different request it answers 400 (idempotency_error); while the first is still running, 409. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description The tenant's ID. */
                 tenant: string;
@@ -2525,6 +2637,8 @@ export interface operations {
             /** @description Created */
             201: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     [name: string]: unknown;
@@ -2536,6 +2650,8 @@ export interface operations {
             /** @description Bad Request */
             400: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     [name: string]: unknown;
@@ -2547,6 +2663,8 @@ export interface operations {
             /** @description Unauthorized */
             401: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     [name: string]: unknown;
@@ -2558,6 +2676,8 @@ export interface operations {
             /** @description Not Found */
             404: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     [name: string]: unknown;
@@ -2582,6 +2702,8 @@ export interface operations {
             /** @description Request Entity Too Large */
             413: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     [name: string]: unknown;
@@ -2593,6 +2715,8 @@ export interface operations {
             /** @description Unsupported Media Type */
             415: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     [name: string]: unknown;
@@ -2604,8 +2728,25 @@ export interface operations {
             /** @description Unprocessable Entity */
             422: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2615,6 +2756,8 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     [name: string]: unknown;
@@ -2626,6 +2769,8 @@ export interface operations {
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     /** @description Seconds to wait before retrying. */
@@ -2641,7 +2786,10 @@ export interface operations {
     "admin-revoke-key": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same request answers the stored result (with Idempotent-Replayed: true) for at least 24 hours; with a different request it answers 400 (idempotency_error); while the first is still running, 409. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description The tenant's ID. */
                 tenant: string;
@@ -2655,6 +2803,8 @@ export interface operations {
             /** @description OK */
             200: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     [name: string]: unknown;
@@ -2666,6 +2816,8 @@ export interface operations {
             /** @description Bad Request */
             400: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     [name: string]: unknown;
@@ -2677,6 +2829,8 @@ export interface operations {
             /** @description Unauthorized */
             401: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     [name: string]: unknown;
@@ -2688,6 +2842,8 @@ export interface operations {
             /** @description Not Found */
             404: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     [name: string]: unknown;
@@ -2712,6 +2868,8 @@ export interface operations {
             /** @description Request Entity Too Large */
             413: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     [name: string]: unknown;
@@ -2723,6 +2881,8 @@ export interface operations {
             /** @description Unsupported Media Type */
             415: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     [name: string]: unknown;
@@ -2734,8 +2894,25 @@ export interface operations {
             /** @description Unprocessable Entity */
             422: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2745,6 +2922,8 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     [name: string]: unknown;
@@ -2756,6 +2935,8 @@ export interface operations {
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     /** @description Seconds to wait before retrying. */
@@ -2853,6 +3034,19 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Error"];
                 };
             };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
             /** @description Internal Server Error */
             500: {
                 headers: {
@@ -2882,7 +3076,10 @@ export interface operations {
     "admin-reconciliation-repair": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same request answers the stored result (with Idempotent-Replayed: true) for at least 24 hours; with a different request it answers 400 (idempotency_error); while the first is still running, 409. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description The tenant's ID. */
                 tenant: string;
@@ -2898,6 +3095,8 @@ export interface operations {
             /** @description OK */
             200: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     [name: string]: unknown;
@@ -2909,6 +3108,8 @@ export interface operations {
             /** @description Bad Request */
             400: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     [name: string]: unknown;
@@ -2920,6 +3121,8 @@ export interface operations {
             /** @description Unauthorized */
             401: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     [name: string]: unknown;
@@ -2931,6 +3134,8 @@ export interface operations {
             /** @description Not Found */
             404: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     [name: string]: unknown;
@@ -2955,6 +3160,8 @@ export interface operations {
             /** @description Request Entity Too Large */
             413: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     [name: string]: unknown;
@@ -2966,6 +3173,8 @@ export interface operations {
             /** @description Unsupported Media Type */
             415: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     [name: string]: unknown;
@@ -2977,8 +3186,25 @@ export interface operations {
             /** @description Unprocessable Entity */
             422: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2988,6 +3214,8 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     [name: string]: unknown;
@@ -2999,6 +3227,8 @@ export interface operations {
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     /** @description Seconds to wait before retrying. */
@@ -3091,6 +3321,19 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Error"];
                 };
             };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
             /** @description Internal Server Error */
             500: {
                 headers: {
@@ -3120,7 +3363,10 @@ export interface operations {
     "admin-set-stripe-account": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same request answers the stored result (with Idempotent-Replayed: true) for at least 24 hours; with a different request it answers 400 (idempotency_error); while the first is still running, 409. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description The tenant's ID. */
                 tenant: string;
@@ -3136,6 +3382,8 @@ export interface operations {
             /** @description OK */
             200: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     [name: string]: unknown;
@@ -3147,6 +3395,8 @@ export interface operations {
             /** @description Bad Request */
             400: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     [name: string]: unknown;
@@ -3158,6 +3408,8 @@ export interface operations {
             /** @description Unauthorized */
             401: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     [name: string]: unknown;
@@ -3169,6 +3421,8 @@ export interface operations {
             /** @description Not Found */
             404: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     [name: string]: unknown;
@@ -3193,6 +3447,8 @@ export interface operations {
             /** @description Conflict */
             409: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     [name: string]: unknown;
@@ -3204,6 +3460,8 @@ export interface operations {
             /** @description Request Entity Too Large */
             413: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     [name: string]: unknown;
@@ -3215,6 +3473,8 @@ export interface operations {
             /** @description Unsupported Media Type */
             415: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     [name: string]: unknown;
@@ -3226,8 +3486,25 @@ export interface operations {
             /** @description Unprocessable Entity */
             422: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3237,6 +3514,8 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     [name: string]: unknown;
@@ -3248,6 +3527,8 @@ export interface operations {
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
                     /** @description Seconds to wait before retrying. */
@@ -3332,6 +3613,19 @@ export interface operations {
                 headers: {
                     /** @description The request's ID; quote it to support. Every answer carries it. */
                     "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
