@@ -259,6 +259,37 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	testWebhookDelivery(t, ctx, c)
+	testRateLimitRetries(t, ctx, base, token)
+}
+
+// testRateLimitRetries gives a tenant a budget of one request per second:
+// calls in a row meet the server's 429, and the client waits the
+// Retry-After it answers and succeeds.
+func testRateLimitRetries(t *testing.T, ctx context.Context, base, token string) {
+	admin, _ := payments.New(token, payments.Options{BaseURL: base})
+	res, err := admin.API.AdminCreateTenantWithResponse(ctx, nil, fromJSON[payments.AdminCreateTenantJSONRequestBody](t,
+		`{"name":"SDK e2e (Go, slow)","region":"local","rate_limit_per_second":1,"rate_limit_burst":1}`))
+	if err := payments.Check(res, res.Body, err); err != nil {
+		t.Fatal(err)
+	}
+	var waits []time.Duration
+	c, err := payments.New(*res.JSON201.ApiKey.Secret, payments.Options{BaseURL: base, Sleep: func(ctx context.Context, d time.Duration) error {
+		waits = append(waits, d)
+		time.Sleep(d)
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := c.Account.Get(ctx); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	if len(waits) == 0 || waits[0] < time.Second {
+		t.Fatalf("waits %v: want at least one retry after the server's Retry-After (1 s)", waits)
+	}
+	t.Logf("3 calls at 1 request/s: %d retries after 429, waits %v", len(waits), waits)
 }
 
 // nextActionURL reads a payment's next_action.redirect_url through JSON,

@@ -183,6 +183,22 @@ test("end to end against the live server", { skip: live ? false : "no live serve
     await c.webhookEndpoints.del(ep.id);
     const gone = await failure(c.webhookEndpoints.retrieve(ep.id));
     assert.ok(gone instanceof PaymentsError && gone.status === 404, String(gone));
+    // A budget of one request per second: calls in a row meet 429, and the
+    // client waits the server's Retry-After and succeeds.
+    const slowTenant = check(
+      await admin.api.POST("/v1/admin/tenants", { body: { name: "SDK e2e (TypeScript, slow)", region: "local", rate_limit_per_second: 1, rate_limit_burst: 1 } }),
+    );
+    const waits: number[] = [];
+    const slow = new Payments(slowTenant.api_key.secret ?? "", {
+      baseUrl: base,
+      sleep: async (ms) => {
+        waits.push(ms);
+        await new Promise((r) => setTimeout(r, ms));
+      },
+    });
+    for (let i = 0; i < 3; i++) await slow.account.retrieve();
+    assert.ok(waits.length > 0 && waits[0]! >= 1000, `waits ${waits}`);
+    console.log(`3 calls at 1 request/s: ${waits.length} retries after 429, waits ${waits}`);
     console.log(`listed ${listed.length} payments and ${types.length} events; delivery ${ev.id} verified: ${sig}`);
   } finally {
     await new Promise<void>((resolve) => receiver.close(() => resolve()));
