@@ -32,7 +32,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$stripe_mock_dir/stripe-mock" -http-addr "127.0.0.1:$stripe_mock_port" >"$dir/stripe-mock.log" 2>&1 &
+# -https-addr with no port: stripe-mock also serves HTTPS, by default on
+# :12112, which a second run beside this one would find taken.
+"$stripe_mock_dir/stripe-mock" -http-addr "127.0.0.1:$stripe_mock_port" -https-addr "127.0.0.1:" >"$dir/stripe-mock.log" 2>&1 &
 stripe_mock_pid=$!
 for _ in $(seq 1 100); do
   port_open "$stripe_mock_port" && break
