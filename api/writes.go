@@ -52,7 +52,7 @@ func (s *Server) guardWrite(ctx huma.Context, scope uuid.UUID) huma.Context {
 		}
 		body = b
 	}
-	if prob := checkBody(ctx, s.API.OpenAPI().Components.Schemas, ctx.Operation(), body); prob != nil {
+	if prob := checkBody(rctx, s.API.OpenAPI().Components.Schemas, ctx.Operation(), body); prob != nil {
 		s.fail(ctx, prob)
 		return nil
 	}
