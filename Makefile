@@ -44,9 +44,10 @@ lint: ## go vet and gofmt
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
 
 .PHONY: generate
-generate: ## Regenerate the committed OpenAPI documents
+generate: ## Regenerate the committed OpenAPI documents and both SDKs' generated layers
 	$(GO) run ./cmd/payments openapi --version 3.1 > api/openapi.json
 	$(GO) run ./cmd/payments openapi --version 3.0 > api/openapi-3.0.json
+	@scripts/sdk-generate.sh
 
 .PHONY: stop
 stop: ## Stop the PostgreSQL and Redis that `make run` started (data is kept)

@@ -138,7 +138,9 @@ func OpenAPIConfig() huma.Config {
 	// documented objects, as clients and SDKs expect.
 	c.CreateHooks = nil
 	c.OpenAPIPath = "/openapi"
-	c.DocsPath = "/docs"
+	// /docs is served from embedded assets (docs.go), not Huma's page,
+	// which loads its scripts from a public CDN.
+	c.DocsPath = ""
 	c.SchemasPath = "/schemas"
 	return c
 }
@@ -182,6 +184,7 @@ func New(cfg Config) *Server {
 
 	finishSpec(api.OpenAPI())
 
+	registerDocs(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
 	metrics := newHTTPMetrics(cfg.Registry)
 	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -234,6 +237,10 @@ func operation(op huma.Operation, security string, errs ...int) huma.Operation {
 		op.Security = []map[string][]string{{schemeAdminToken: {}}}
 		// 429: an address past its budget of failed authentications.
 		errs = append(errs, http.StatusUnauthorized, http.StatusTooManyRequests)
+	default:
+		// Public: an explicit empty requirement ("security": []) says so
+		// to linters and generators, rather than leaving it unsaid.
+		op.Security = []map[string][]string{}
 	}
 	// 400 for anything the client sent wrong, in the path, the query, the
 	// headers or the body; 405 for a method the path does not have.

@@ -95,5 +95,12 @@ if [[ "${1:-}" == bench ]]; then
   exit 0
 fi
 scripts/chart-check.sh
+# The contract: fresh spec and SDKs, linters, breaking changes (spec-check.sh).
+scripts/spec-check.sh
+# The docs page's headless browser test (cmd/payments) needs chromium.
+PAYMENTS_TEST_CHROMIUM=$(scripts/tools.sh chromium)
+export PAYMENTS_TEST_CHROMIUM
 go vet ./...
 go test -race -count=1 -timeout 12m ${GOTESTFLAGS:-} ./...
+# Both SDKs end to end against a live server.
+scripts/sdk-e2e.sh
