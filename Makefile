@@ -35,6 +35,7 @@ lint: ## go vet and gofmt
 generate: ## Regenerate the committed OpenAPI documents
 	$(GO) run ./cmd/payments openapi --version 3.1 > api/openapi.json
 	$(GO) run ./cmd/payments openapi --version 3.0 > api/openapi-3.0.json
+	@docs/design/schemagen/generate.sh
 
 .PHONY: stop
 stop: ## Stop the PostgreSQL and Redis that `make run` started (data is kept)
