@@ -170,14 +170,22 @@ func inlineNullableObjects(doc *huma.OpenAPI, reg huma.Registry) {
 		if t == nil || t.Kind() != reflect.Struct {
 			continue
 		}
-		for i := range t.NumField() {
-			f := t.Field(i)
-			if f.Type.Kind() != reflect.Pointer || f.Type.Elem().Kind() != reflect.Struct {
+		// VisibleFields: the fields of embedded structs are the object's
+		// properties too.
+		for _, f := range reflect.VisibleFields(t) {
+			if f.Anonymous || !f.IsExported() {
 				continue
 			}
+			pointer := f.Type.Kind() == reflect.Pointer && f.Type.Elem().Kind() == reflect.Struct
 			jname, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 			p := s.Properties[jname]
 			if p == nil || p.Ref == "" {
+				continue
+			}
+			// A struct that is always there keeps its $ref, unless the
+			// field describes it: OpenAPI 3.0 ignores (and linters refuse)
+			// a description beside a $ref, so such a field is inlined too.
+			if !pointer && (f.Type.Kind() != reflect.Struct || p.Description == "") {
 				continue
 			}
 			target := reg.SchemaFromRef(p.Ref)
@@ -185,7 +193,7 @@ func inlineNullableObjects(doc *huma.OpenAPI, reg huma.Registry) {
 				continue
 			}
 			in := *target
-			in.Nullable = true
+			in.Nullable = pointer
 			if p.Description != "" {
 				in.Description = p.Description
 			}

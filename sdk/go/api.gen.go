@@ -1704,14 +1704,41 @@ type NearbyPayment struct {
 	Id string `json:"id"`
 
 	// Livemode Whether the payment moved real money.
-	Livemode bool            `json:"livemode"`
-	Location PaymentLocation `json:"location"`
+	Livemode bool `json:"livemode"`
+
+	// Location Where the payment was made, when given.
+	Location *struct {
+		// Geohash Geohash of the point, precision 9.
+		//
+		// Example: u33dc0cpp
+		Geohash string `json:"geohash"`
+
+		// Lat Latitude in degrees.
+		//
+		// Example: 52.52
+		Lat float64 `json:"lat"`
+
+		// Lon Longitude in degrees.
+		//
+		// Example: 13.405
+		Lon float64 `json:"lon"`
+	} `json:"location"`
 
 	// Metadata The merchant's key-value pairs.
 	//
 	// Example: {"order_id":"1234"}
-	Metadata   map[string]string `json:"metadata"`
-	NextAction PaymentNextAction `json:"next_action"`
+	Metadata map[string]string `json:"metadata"`
+
+	// NextAction What the customer must do while status is requires_action.
+	NextAction *struct {
+		// RedirectUrl Where to send the customer.
+		RedirectUrl *string `json:"redirect_url,omitempty"`
+
+		// Type redirect_to_url or use_stripe_sdk.
+		//
+		// Example: redirect_to_url
+		Type string `json:"type"`
+	} `json:"next_action"`
 
 	// Object Always payment.
 	Object NearbyPaymentObject `json:"object"`
@@ -1724,8 +1751,20 @@ type NearbyPayment struct {
 	// Processor Which processor handles the payment.
 	//
 	// Example: sandbox
-	Processor string   `json:"processor"`
-	Risk      RiskView `json:"risk"`
+	Processor string `json:"processor"`
+
+	// Risk What the tenant's location risk rules decided.
+	Risk struct {
+		// Review Whether a rule with action review matched: the payment proceeded and awaits the merchant's review.
+		//
+		// Example: false
+		Review bool `json:"review"`
+
+		// Rule The ID of the rule that matched (rr_...): it sent the payment to review, or blocked it (failure_code risk_blocked).
+		//
+		// Example: rr_06h17frpsdzff29kp8gyg5mc4w
+		Rule *string `json:"rule"`
+	} `json:"risk"`
 
 	// Status The payment's state.
 	//
@@ -1869,8 +1908,20 @@ type Payment struct {
 	// Processor Which processor handles the payment.
 	//
 	// Example: sandbox
-	Processor string   `json:"processor"`
-	Risk      RiskView `json:"risk"`
+	Processor string `json:"processor"`
+
+	// Risk What the tenant's location risk rules decided.
+	Risk struct {
+		// Review Whether a rule with action review matched: the payment proceeded and awaits the merchant's review.
+		//
+		// Example: false
+		Review bool `json:"review"`
+
+		// Rule The ID of the rule that matched (rr_...): it sent the payment to review, or blocked it (failure_code risk_blocked).
+		//
+		// Example: rr_06h17frpsdzff29kp8gyg5mc4w
+		Rule *string `json:"rule"`
+	} `json:"risk"`
 
 	// Status The payment's state.
 	//
@@ -1907,35 +1958,6 @@ type PaymentList struct {
 
 // PaymentListObject defines model for PaymentList.Object.
 type PaymentListObject string
-
-// PaymentLocation defines model for PaymentLocation.
-type PaymentLocation struct {
-	// Geohash Geohash of the point, precision 9.
-	//
-	// Example: u33dc0cpp
-	Geohash string `json:"geohash"`
-
-	// Lat Latitude in degrees.
-	//
-	// Example: 52.52
-	Lat float64 `json:"lat"`
-
-	// Lon Longitude in degrees.
-	//
-	// Example: 13.405
-	Lon float64 `json:"lon"`
-}
-
-// PaymentNextAction defines model for PaymentNextAction.
-type PaymentNextAction struct {
-	// RedirectUrl Where to send the customer.
-	RedirectUrl *string `json:"redirect_url,omitempty"`
-
-	// Type redirect_to_url or use_stripe_sdk.
-	//
-	// Example: redirect_to_url
-	Type string `json:"type"`
-}
 
 // ProofLeafView defines model for ProofLeafView.
 type ProofLeafView struct {
@@ -2275,19 +2297,6 @@ type RiskRuleList struct {
 
 // RiskRuleListObject defines model for RiskRuleList.Object.
 type RiskRuleListObject string
-
-// RiskView defines model for RiskView.
-type RiskView struct {
-	// Review Whether a rule with action review matched: the payment proceeded and awaits the merchant's review.
-	//
-	// Example: false
-	Review bool `json:"review"`
-
-	// Rule The ID of the rule that matched (rr_...): it sent the payment to review, or blocked it (failure_code risk_blocked).
-	//
-	// Example: rr_06h17frpsdzff29kp8gyg5mc4w
-	Rule *string `json:"rule"`
-}
 
 // SandboxActionResponse defines model for SandboxActionResponse.
 type SandboxActionResponse struct {

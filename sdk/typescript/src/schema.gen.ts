@@ -1312,7 +1312,25 @@ export interface components {
             /** @description Whether the payment moved real money. */
             livemode: boolean;
             /** @description Where the payment was made, when given. */
-            location: components["schemas"]["PaymentLocation"];
+            location: {
+                /**
+                 * @description Geohash of the point, precision 9.
+                 * @example u33dc0cpp
+                 */
+                geohash: string;
+                /**
+                 * Format: double
+                 * @description Latitude in degrees.
+                 * @example 52.52
+                 */
+                lat: number;
+                /**
+                 * Format: double
+                 * @description Longitude in degrees.
+                 * @example 13.405
+                 */
+                lon: number;
+            } | null;
             /**
              * @description The merchant's key-value pairs.
              * @example {
@@ -1323,7 +1341,15 @@ export interface components {
                 [key: string]: string;
             };
             /** @description What the customer must do while status is requires_action. */
-            next_action: components["schemas"]["PaymentNextAction"];
+            next_action: {
+                /** @description Where to send the customer. */
+                redirect_url?: string;
+                /**
+                 * @description redirect_to_url or use_stripe_sdk.
+                 * @example redirect_to_url
+                 */
+                type: string;
+            } | null;
             /**
              * @description Always payment.
              * @enum {string}
@@ -1340,7 +1366,18 @@ export interface components {
              */
             processor: string;
             /** @description What the tenant's location risk rules decided. */
-            risk: components["schemas"]["RiskView"];
+            risk: {
+                /**
+                 * @description Whether a rule with action review matched: the payment proceeded and awaits the merchant's review.
+                 * @example false
+                 */
+                review: boolean;
+                /**
+                 * @description The ID of the rule that matched (rr_...): it sent the payment to review, or blocked it (failure_code risk_blocked).
+                 * @example rr_06h17frpsdzff29kp8gyg5mc4w
+                 */
+                rule: string | null;
+            };
             /**
              * @description The payment's state.
              * @example succeeded
@@ -1486,7 +1523,18 @@ export interface components {
              */
             processor: string;
             /** @description What the tenant's location risk rules decided. */
-            risk: components["schemas"]["RiskView"];
+            risk: {
+                /**
+                 * @description Whether a rule with action review matched: the payment proceeded and awaits the merchant's review.
+                 * @example false
+                 */
+                review: boolean;
+                /**
+                 * @description The ID of the rule that matched (rr_...): it sent the payment to review, or blocked it (failure_code risk_blocked).
+                 * @example rr_06h17frpsdzff29kp8gyg5mc4w
+                 */
+                rule: string | null;
+            };
             /**
              * @description The payment's state.
              * @example succeeded
@@ -1506,34 +1554,6 @@ export interface components {
             has_more: boolean;
             /** @enum {string} */
             object: "list";
-        };
-        PaymentLocation: {
-            /**
-             * @description Geohash of the point, precision 9.
-             * @example u33dc0cpp
-             */
-            geohash: string;
-            /**
-             * Format: double
-             * @description Latitude in degrees.
-             * @example 52.52
-             */
-            lat: number;
-            /**
-             * Format: double
-             * @description Longitude in degrees.
-             * @example 13.405
-             */
-            lon: number;
-        };
-        PaymentNextAction: {
-            /** @description Where to send the customer. */
-            redirect_url?: string;
-            /**
-             * @description redirect_to_url or use_stripe_sdk.
-             * @example redirect_to_url
-             */
-            type: string;
         };
         ProofLeafView: {
             /**
@@ -1848,18 +1868,6 @@ export interface components {
             has_more: boolean;
             /** @enum {string} */
             object: "list";
-        };
-        RiskView: {
-            /**
-             * @description Whether a rule with action review matched: the payment proceeded and awaits the merchant's review.
-             * @example false
-             */
-            review: boolean;
-            /**
-             * @description The ID of the rule that matched (rr_...): it sent the payment to review, or blocked it (failure_code risk_blocked).
-             * @example rr_06h17frpsdzff29kp8gyg5mc4w
-             */
-            rule: string | null;
         };
         SandboxActionResponse: {
             /** @enum {string} */
