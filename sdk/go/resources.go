@@ -7,7 +7,9 @@ import (
 	"io"
 	"iter"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // PageLimitDefault is the page size of the iterators when the caller sets
@@ -206,7 +208,15 @@ type BalanceService struct{ c *Client }
 // Get answers the balance per currency.
 func (s *BalanceService) Get(ctx context.Context, opts ...CallOption) (*Balance, error) {
 	ctx = withCallOptions(ctx, opts)
-	return decode[Balance](s.c.raw.GetBalance(ctx))
+	return decode[Balance](s.c.raw.GetBalance(ctx, &GetBalanceParams{}))
+}
+
+// GetAt answers the balance per currency as it was at a past instant:
+// every movement booked at or before it.
+func (s *BalanceService) GetAt(ctx context.Context, at time.Time, opts ...CallOption) (*Balance, error) {
+	ctx = withCallOptions(ctx, opts)
+	a := strconv.FormatInt(at.Unix(), 10)
+	return decode[Balance](s.c.raw.GetBalance(ctx, &GetBalanceParams{At: &a}))
 }
 
 // ListTransactions iterates over the balance transactions, newest first.
