@@ -11,6 +11,7 @@ import (
 	"github.com/payments-api/payments/ids"
 	"github.com/payments-api/payments/secretbox"
 	"github.com/payments-api/payments/sharding"
+	"github.com/payments-api/payments/txn"
 )
 
 // ResealBatchMax bounds the rows one reseal transaction reads and writes.
@@ -79,23 +80,12 @@ func (s *Store) Reseal(ctx context.Context, sh *sharding.Shard, batchMax int) (s
 					WHERE tenant_id = $1 AND processor = $2 AND secret_key_sealed = $5 AND webhook_secrets_sealed = $6`,
 					r.tenant, r.proc, r.newKey, r.newHooks, r.key, r.hooks)
 			}
-			if batch.Len() == 0 {
-				return nil
+			written, missed, err := txn.ExecGuarded(ctx, tx, batch)
+			n.Resealed, n.Changed = n.Resealed+written, n.Changed+missed
+			if err != nil {
+				return fmt.Errorf("reseal processor accounts: %w", err)
 			}
-			res := tx.SendBatch(ctx, batch)
-			for range batch.Len() {
-				tag, err := res.Exec()
-				if err != nil {
-					res.Close()
-					return fmt.Errorf("reseal processor accounts: %w", err)
-				}
-				if tag.RowsAffected() == 1 {
-					n.Resealed++
-				} else {
-					n.Changed++
-				}
-			}
-			return res.Close()
+			return nil
 		})
 		if err != nil {
 			return total, err

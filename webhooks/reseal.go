@@ -11,6 +11,7 @@ import (
 	"github.com/payments-api/payments/ids"
 	"github.com/payments-api/payments/secretbox"
 	"github.com/payments-api/payments/sharding"
+	"github.com/payments-api/payments/txn"
 )
 
 // ResealBatchMax bounds the rows one reseal transaction reads and writes.
@@ -97,23 +98,12 @@ func (s *Service) Reseal(ctx context.Context, sh *sharding.Shard, batchMax int) 
 						AND previous_secret IS NOT DISTINCT FROM $7::TEXT AND previous_secret_sealed IS NOT DISTINCT FROM $8::BYTEA`,
 					r.tenant, r.id, r.newSecret, r.newPrev, r.secret, r.secretSealed, r.prev, r.prevSealed)
 			}
-			if batch.Len() == 0 {
-				return nil
+			written, missed, err := txn.ExecGuarded(ctx, tx, batch)
+			n.Resealed, n.Changed = n.Resealed+written, n.Changed+missed
+			if err != nil {
+				return fmt.Errorf("reseal webhook secrets: %w", err)
 			}
-			res := tx.SendBatch(ctx, batch)
-			for range batch.Len() {
-				tag, err := res.Exec()
-				if err != nil {
-					res.Close()
-					return fmt.Errorf("reseal webhook secrets: %w", err)
-				}
-				if tag.RowsAffected() == 1 {
-					n.Resealed++
-				} else {
-					n.Changed++
-				}
-			}
-			return res.Close()
+			return nil
 		})
 		if err != nil {
 			return total, err
