@@ -46,12 +46,13 @@ type page[T any] struct {
 	HasMore bool `json:"has_more"`
 }
 
-// paginate walks a list newest first, page after page, by starting_after
-// the last object of the previous page. The iteration stops at the first
+// paginate walks a list newest first, page after page, from first (the
+// caller's starting_after, nil for the newest) then by starting_after the
+// last object of the previous page. The iteration stops at the first
 // error, which it yields.
-func paginate[T any](fetch func(startingAfter *string) (*http.Response, error), id func(*T) string) iter.Seq2[*T, error] {
+func paginate[T any](first *string, fetch func(startingAfter *string) (*http.Response, error), id func(*T) string) iter.Seq2[*T, error] {
 	return func(yield func(*T, error) bool) {
-		var after *string
+		after := first
 		for range PagesMax {
 			p, err := decode[page[T]](fetch(after))
 			if err != nil {
@@ -134,14 +135,9 @@ func (s *PaymentService) CompleteSandboxAction(ctx context.Context, redirectURL 
 func (s *PaymentService) List(ctx context.Context, params ListPaymentsParams, opts ...CallOption) iter.Seq2[*Payment, error] {
 	ctx = withCallOptions(ctx, opts)
 	params.Limit = limitOr(params.Limit)
-	first := params.StartingAfter
-	return paginate(func(after *string) (*http.Response, error) {
+	return paginate(params.StartingAfter, func(after *string) (*http.Response, error) {
 		p := params
-		if after != nil {
-			p.StartingAfter = after
-		} else {
-			p.StartingAfter = first
-		}
+		p.StartingAfter = after
 		return s.c.raw.ListPayments(ctx, &p)
 	}, func(p *Payment) string { return p.Id })
 }
@@ -165,14 +161,9 @@ func (s *RefundService) Get(ctx context.Context, id string, opts ...CallOption) 
 func (s *RefundService) List(ctx context.Context, params ListRefundsParams, opts ...CallOption) iter.Seq2[*Refund, error] {
 	ctx = withCallOptions(ctx, opts)
 	params.Limit = limitOr(params.Limit)
-	first := params.StartingAfter
-	return paginate(func(after *string) (*http.Response, error) {
+	return paginate(params.StartingAfter, func(after *string) (*http.Response, error) {
 		p := params
-		if after != nil {
-			p.StartingAfter = after
-		} else {
-			p.StartingAfter = first
-		}
+		p.StartingAfter = after
 		return s.c.raw.ListRefunds(ctx, &p)
 	}, func(r *Refund) string { return r.Id })
 }
@@ -190,14 +181,9 @@ func (s *EventService) Get(ctx context.Context, id string, opts ...CallOption) (
 func (s *EventService) List(ctx context.Context, params ListEventsParams, opts ...CallOption) iter.Seq2[*Event, error] {
 	ctx = withCallOptions(ctx, opts)
 	params.Limit = limitOr(params.Limit)
-	first := params.StartingAfter
-	return paginate(func(after *string) (*http.Response, error) {
+	return paginate(params.StartingAfter, func(after *string) (*http.Response, error) {
 		p := params
-		if after != nil {
-			p.StartingAfter = after
-		} else {
-			p.StartingAfter = first
-		}
+		p.StartingAfter = after
 		return s.c.raw.ListEvents(ctx, &p)
 	}, func(e *Event) string { return e.Id })
 }
@@ -223,14 +209,9 @@ func (s *BalanceService) GetAt(ctx context.Context, at time.Time, opts ...CallOp
 func (s *BalanceService) ListTransactions(ctx context.Context, params ListBalanceTransactionsParams, opts ...CallOption) iter.Seq2[*BalanceTransaction, error] {
 	ctx = withCallOptions(ctx, opts)
 	params.Limit = limitOr(params.Limit)
-	first := params.StartingAfter
-	return paginate(func(after *string) (*http.Response, error) {
+	return paginate(params.StartingAfter, func(after *string) (*http.Response, error) {
 		p := params
-		if after != nil {
-			p.StartingAfter = after
-		} else {
-			p.StartingAfter = first
-		}
+		p.StartingAfter = after
 		return s.c.raw.ListBalanceTransactions(ctx, &p)
 	}, func(t *BalanceTransaction) string { return t.Id })
 }
@@ -268,14 +249,9 @@ func (s *WebhookEndpointService) RotateSecret(ctx context.Context, id string, op
 func (s *WebhookEndpointService) List(ctx context.Context, params ListWebhookEndpointsParams, opts ...CallOption) iter.Seq2[*WebhookEndpoint, error] {
 	ctx = withCallOptions(ctx, opts)
 	params.Limit = limitOr(params.Limit)
-	first := params.StartingAfter
-	return paginate(func(after *string) (*http.Response, error) {
+	return paginate(params.StartingAfter, func(after *string) (*http.Response, error) {
 		p := params
-		if after != nil {
-			p.StartingAfter = after
-		} else {
-			p.StartingAfter = first
-		}
+		p.StartingAfter = after
 		return s.c.raw.ListWebhookEndpoints(ctx, &p)
 	}, func(e *WebhookEndpoint) string { return e.Id })
 }
