@@ -80,7 +80,18 @@ type Config struct {
 	// Idempotency-Key blocks retries; zero means idempotency.LeaseDefault.
 	// It must exceed the longest a request may run.
 	IdempotencyLease time.Duration
+	// RequestTimeout bounds each request: past it, the request's context
+	// ends and it answers 503. Zero means the payments service's longest
+	// request plus RequestTimeoutSlack. The server's connection deadlines
+	// must outlast it.
+	RequestTimeout time.Duration
 }
+
+// RequestTimeoutSlack is what the default request bound adds to the
+// payments service's longest request (its processor call plus the
+// detached recording of the outcome), so that a request's own steps time
+// out before the edge does.
+const RequestTimeoutSlack = 5 * time.Second
 
 // Server is the assembled HTTP handler and its API description.
 type Server struct {
@@ -204,7 +215,11 @@ func New(cfg Config) *Server {
 		}
 		mux.ServeHTTP(w, r)
 	})
-	s.Handler = edge(root, cfg.Logger, metrics)
+	timeout := cfg.RequestTimeout
+	if timeout == 0 && cfg.Payments != nil {
+		timeout = cfg.Payments.RequestDurationMax() + RequestTimeoutSlack
+	}
+	s.Handler = edge(root, cfg.Logger, metrics, timeout)
 	return s
 }
 

@@ -209,6 +209,13 @@ func problemFrom(ctx context.Context, err error) *Problem {
 		return newProblem(ctx, http.StatusConflict, errcode.CodeIdempotencyInFlight, "this Idempotency-Key's request has completed; retry to receive its answer")
 	}
 	e := errcode.As(err)
+	if e == nil && ctx.Err() == context.DeadlineExceeded && errors.Is(err, context.DeadlineExceeded) {
+		// The edge's bound on the request passed (edge's timeout): the
+		// service is too slow right now, not broken.
+		noteError(ctx, err)
+		e = &errcode.Error{Kind: errcode.KindUnavailable, Code: errcode.CodeUnavailable,
+			Message: "the request did not finish in time; retry it with the same Idempotency-Key"}
+	}
 	if e == nil {
 		e = errcode.Internal(err)
 	}

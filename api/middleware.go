@@ -77,11 +77,17 @@ type statusWriter struct {
 	http.ResponseWriter
 	status int
 	bytes  int
+	// conn is the context net/http gave the request, which derives from
+	// its connection's: once it is done, the connection is not reused.
+	conn context.Context
+	// noBody says the request has no body to read.
+	noBody bool
 }
 
 func (w *statusWriter) WriteHeader(code int) {
 	if w.status == 0 {
 		w.status = code
+		w.closeIfCanceled()
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
@@ -89,6 +95,7 @@ func (w *statusWriter) WriteHeader(code int) {
 func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
+		w.closeIfCanceled()
 	}
 	n, err := w.ResponseWriter.Write(b)
 	w.bytes += n
@@ -97,9 +104,34 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// SetReadDeadline passes a read deadline on to the connection, except for
+// a request without a body. Huma sets one before it reads any request
+// body; on a request with none, net/http's background read of the
+// connection is already waiting, and when the deadline passes while the
+// handler still runs, net/http cancels the connection's context
+// (golang/go#70834). A body-less request has nothing left to read.
+func (w *statusWriter) SetReadDeadline(t time.Time) error {
+	if w.noBody {
+		return nil
+	}
+	return http.NewResponseController(w.ResponseWriter).SetReadDeadline(t)
+}
+
+// closeIfCanceled asks net/http to close the connection after this answer
+// when the connection's context is already canceled. net/http cancels it
+// when the connection's read deadline passes while a handler runs, but
+// keeps serving the connection: every later request on it would start
+// with a canceled context and fail at once (golang/go#70834).
+func (w *statusWriter) closeIfCanceled() {
+	if w.conn != nil && w.conn.Err() != nil {
+		w.Header().Set("Connection", "close")
+	}
+}
+
 type httpMetrics struct {
-	requests *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
+	requests   *prometheus.CounterVec
+	latency    *prometheus.HistogramVec
+	staleConns prometheus.Counter
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
@@ -114,16 +146,26 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .2, .5, 1, 2.5, 5, 10},
 		}, []string{"operation", "status"}),
 	}
-	reg.MustRegister(m.requests, m.latency)
+	m.staleConns = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "payments_http_canceled_connection_requests_total",
+		Help: "Requests that arrived on a connection whose context was already canceled; each was served under its own and the connection closed.",
+	})
+	reg.MustRegister(m.requests, m.latency, m.staleConns)
 	return m
 }
 
-// edge wraps every route: request ID, panic recovery, one structured log
-// line, and the request metrics. It never logs headers or bodies, so no
-// secret key and no card data reach a log. Inside a traced request (the
-// server span of tracing.HTTPHandler) it puts the request ID on the span,
-// names the span after the operation, and logs the trace ID.
-func edge(next http.Handler, log *slog.Logger, m *httpMetrics) http.Handler {
+// edge wraps every route: request ID, panic recovery, the request's time
+// bound, one structured log line, and the request metrics. It never logs
+// headers or bodies, so no secret key and no card data reach a log. Inside
+// a traced request (the server span of tracing.HTTPHandler) it puts the
+// request ID on the span, names the span after the operation, and logs the
+// trace ID.
+//
+// timeout bounds each request (zero: no bound of the edge's own). A
+// request that arrives already canceled came on a connection whose
+// context net/http canceled earlier (see closeIfCanceled): it is served
+// under a context of its own, and its connection closed after the answer.
+func edge(next http.Handler, log *slog.Logger, m *httpMetrics, timeout time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ri := &requestInfo{id: newRequestID(), operation: "unmatched"}
@@ -133,8 +175,19 @@ func edge(next http.Handler, log *slog.Logger, m *httpMetrics) http.Handler {
 		if traced {
 			span.SetAttributes(attribute.String("request_id", ri.id))
 		}
-		sw := &statusWriter{ResponseWriter: w}
-		ctx := context.WithValue(r.Context(), requestInfoKey, ri)
+		sw := &statusWriter{ResponseWriter: w, conn: r.Context(), noBody: r.Body == nil || r.Body == http.NoBody}
+		base := r.Context()
+		if base.Err() != nil {
+			m.staleConns.Inc()
+			base = context.WithoutCancel(base)
+			w.Header().Set("Connection", "close")
+		}
+		if timeout > 0 {
+			var cancel context.CancelFunc
+			base, cancel = context.WithTimeout(base, timeout)
+			defer cancel()
+		}
+		ctx := context.WithValue(base, requestInfoKey, ri)
 		defer func() {
 			if rec := recover(); rec != nil {
 				if rec == http.ErrAbortHandler {

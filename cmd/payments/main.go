@@ -74,8 +74,8 @@ commands:
 `
 
 // httpDeadlineMargin is what the HTTP connection deadlines add to the
-// longest a request may run.
-const httpDeadlineMargin = 20 * time.Second
+// edge's bound on a request.
+const httpDeadlineMargin = 15 * time.Second
 
 // gcPercentDefault is the garbage collector's target when GOGC is unset.
 // The process's live heap is small (tens of MiB) and allocation per
@@ -546,12 +546,13 @@ func serveWith(ctx context.Context, c config, log *slog.Logger, tp trace.TracerP
 	if err != nil {
 		return fmt.Errorf("listen on PAYMENTS_HTTP_ADDR=%s: %v", c.HTTPAddr, err)
 	}
-	// The connection deadlines outlast the longest request: net/http
-	// cancels a request's context when its connection's read deadline
-	// passes, even while the handler runs, which answered 500 to requests
-	// that were merely slow under overload (measured with 15 s). Headers
-	// have their own short bound against slow clients.
-	requestMax := c.ProcessorTimeout + payments.DetachedSlack + httpDeadlineMargin
+	// The connection deadlines outlast the edge's bound on a request
+	// (api.RequestTimeoutSlack over the longest request): net/http cancels
+	// a request's context when its connection's read deadline passes, even
+	// while the handler runs, which answered 500 to requests that were
+	// merely slow under overload (measured with 15 s). Headers have their
+	// own short bound against slow clients.
+	requestMax := c.ProcessorTimeout + payments.DetachedSlack + api.RequestTimeoutSlack + httpDeadlineMargin
 	handler := srv.Handler
 	if tp != nil {
 		handler = tracing.HTTPHandler(handler, tp)
