@@ -93,8 +93,11 @@ func (o BatchOptions) withDefaults() (BatchOptions, error) {
 // When apply (or the COMMIT) fails with an error that is not retryable, a
 // unit broke a constraint or a check: the batch is split in halves and each
 // half runs in its own transaction, down to the one unit that fails, which
-// alone gets the error. An ambiguous COMMIT (ErrAmbiguousCommit) answers
-// every unit of that batch with that error, never with success.
+// alone gets the error. A batch whose every attempt lost a serialization
+// conflict (ErrAttemptsExhausted: nothing committed) is split the same way,
+// since smaller transactions conflict less. An ambiguous COMMIT
+// (ErrAmbiguousCommit) answers every unit of that batch with that error,
+// never with success.
 type Batcher[U any] struct {
 	runner *Runner
 	apply  func(ctx context.Context, tx pgx.Tx, units []U) error
@@ -271,14 +274,18 @@ func (b *Batcher[U]) commit(items []*batchItem[U]) {
 		}
 		span.End()
 	}
-	if err == nil || len(items) == 1 || !b.unitFault(err) {
+	reason := splitUnitFault
+	if errors.Is(err, ErrAttemptsExhausted) {
+		reason = splitContention
+	}
+	if err == nil || len(items) == 1 || (reason == splitUnitFault && !b.unitFault(err)) {
 		for _, it := range items {
 			it.units = len(items)
 			it.done <- err
 		}
 		return
 	}
-	b.opts.Metrics.split(b.runner.opts.Name)
+	b.opts.Metrics.split(b.runner.opts.Name, reason)
 	half := len(items) / 2
 	b.commit(items[:half])
 	b.commit(items[half:])
@@ -305,10 +312,23 @@ func (b *Batcher[U]) startSpan(ctx context.Context, tr trace.Tracer, items []*ba
 		attribute.String("payments.shard", b.runner.opts.Name), attribute.Int("payments.batch.units", len(items))))
 }
 
+// Why a batch was split (payments_txn_batch_splits_total's reason).
+const (
+	// splitUnitFault: a unit's own error failed the transaction; the
+	// halves isolate it.
+	splitUnitFault = "unit_fault"
+	// splitContention: every attempt lost a serialization conflict
+	// (ErrAttemptsExhausted, so none committed). A half reads and writes
+	// less, conflicts less often, and gets attempts of its own; a lone
+	// unit that still exhausts them is answered with that error.
+	splitContention = "contention"
+)
+
 // unitFault reports whether err may be one unit's doing, so that splitting
-// the batch isolates it. An ambiguous commit, exhausted attempts or an
-// ended context say nothing about any unit, and a retry of part of the
-// batch could double what may have committed.
+// the batch isolates it. An ambiguous commit or an ended context say
+// nothing about any unit, and a retry of part of the batch could double
+// what may have committed. Exhausted attempts are split for contention
+// instead (splitContention): they committed nothing.
 func (b *Batcher[U]) unitFault(err error) bool {
 	return !errors.Is(err, ErrAmbiguousCommit) && !errors.Is(err, ErrAttemptsExhausted) &&
 		!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
@@ -331,8 +351,8 @@ func NewBatchMetrics(reg prometheus.Registerer) *BatchMetrics {
 		}, []string{"shard"}),
 		splits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "payments_txn_batch_splits_total",
-			Help: "Batches split in halves to isolate a failing unit, by shard.",
-		}, []string{"shard"}),
+			Help: "Batches split in halves, by shard and reason: unit_fault isolates a failing unit, contention retries a batch whose attempts all lost serialization conflicts.",
+		}, []string{"shard", "reason"}),
 	}
 	reg.MustRegister(m.size, m.splits)
 	return m
@@ -344,8 +364,8 @@ func (m *BatchMetrics) observe(shard string, n int) {
 	}
 }
 
-func (m *BatchMetrics) split(shard string) {
+func (m *BatchMetrics) split(shard, reason string) {
 	if m != nil {
-		m.splits.WithLabelValues(shard).Inc()
+		m.splits.WithLabelValues(shard, reason).Inc()
 	}
 }

@@ -115,6 +115,60 @@ func TestBatcherGroupsAndIsolatesFailingUnits(t *testing.T) {
 	}
 }
 
+// TestBatcherSplitsABatchThatKeepsConflicting: a batch whose every attempt
+// fails with a serialization failure (raised by PostgreSQL itself, as the
+// transactions of a contention storm are) is split, and its units commit in
+// smaller transactions instead of all being answered attempts exhausted. A
+// lone unit that keeps conflicting still gets ErrAttemptsExhausted.
+func TestBatcherSplitsABatchThatKeepsConflicting(t *testing.T) {
+	t.Parallel()
+	_, pool := newRowsDB(t)
+	reg := prometheus.NewRegistry()
+	m := txn.NewBatchMetrics(reg)
+	conflict := func(ctx context.Context, tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `DO $$ BEGIN RAISE EXCEPTION 'contended' USING ERRCODE = '40001'; END $$`)
+		return err
+	}
+	// Batches of more than two units always conflict; unit 7 always does.
+	apply := func(ctx context.Context, tx pgx.Tx, units []*row) error {
+		if len(units) > 2 || (len(units) == 1 && units[0].id == 7) {
+			return conflict(ctx, tx)
+		}
+		return insertRows(ctx, tx, units)
+	}
+	runner := newRunner(t, pool, txn.Options{Name: "rows", AttemptsMax: 3, BackoffBase: time.Millisecond, BackoffMax: 2 * time.Millisecond})
+	b, err := txn.NewBatcher(runner, txn.BatchOptions{SizeMax: 16, DelayMax: 50 * time.Millisecond, InflightMax: 1, Metrics: m}, apply)
+	if err != nil {
+		t.Fatalf("NewBatcher: %v", err)
+	}
+	defer b.Close()
+
+	const n = 16
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { errs[i] = b.Do(context.Background(), &row{id: i, amount: 10}) })
+	}
+	wg.Wait()
+
+	stored := storedRows(t, pool)
+	for i, err := range errs {
+		switch {
+		case i == 7 && !errors.Is(err, txn.ErrAttemptsExhausted):
+			t.Errorf("unit 7 always conflicts and was answered %v, want attempts exhausted", err)
+		case i == 7 && stored[i]:
+			t.Errorf("unit 7 was stored, yet never committed")
+		case i != 7 && err != nil:
+			t.Errorf("unit %d was answered %v: its batch was not split", i, err)
+		case i != 7 && !stored[i]:
+			t.Errorf("unit %d answered success but is not stored", i)
+		}
+	}
+	if got := metricSum(t, reg, "payments_txn_batch_splits_total", map[string]string{"reason": "contention"}); got == 0 {
+		t.Errorf("no split counted for contention")
+	}
+}
+
 // TestBatcherAmbiguousCommitIsNeverSuccess cuts the connection after the
 // COMMIT of a batch was sent: every unit of it must be answered with
 // ErrAmbiguousCommit, even those whose rows did commit.
