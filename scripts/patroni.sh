@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# patroni.sh runs, on loopback ports, etcd and three PostgreSQL 15 members
+# patroni.sh runs, on loopback ports, a three-member etcd cluster and three PostgreSQL 15 members
 # under Patroni with synchronous replication: the supported high-availability
 # setup for PostgreSQL (docs/runbooks/postgresql-ha-patroni.md).
 #
@@ -8,8 +8,10 @@
 #   scripts/patroni.sh down DIR BASE_PORT       stop them (the data is kept until DIR is deleted)
 #   scripts/patroni.sh dsn  DIR BASE_PORT       print the multi-host DATABASE_URL
 #
-# Ports from BASE_PORT: etcd client +0 and peer +1; member i (0..2) has
-# PostgreSQL on +10+i and the Patroni REST API on +20+i.
+# Ports from BASE_PORT: etcd member j (0..2) has its client port on +2j and
+# its peer port on +2j+1; PostgreSQL member i (0..2) has PostgreSQL on +10+i
+# and the Patroni REST API on +20+i. etcd keeps the cluster state by Raft:
+# with three members it survives the loss of any one.
 set -euo pipefail
 
 log() { printf 'patroni: %s\n' "$*" >&2; }
@@ -55,7 +57,7 @@ restapi:
   listen: 127.0.0.1:$rest
   connect_address: 127.0.0.1:$rest
 etcd3:
-  hosts: 127.0.0.1:$base
+  hosts: 127.0.0.1:$base,127.0.0.1:$((base + 2)),127.0.0.1:$((base + 4))
 bootstrap:
   dcs:
     # A leader that stops renewing its key loses it after ttl seconds.
@@ -106,19 +108,30 @@ YAML
 }
 
 up_etcd() {
-  [[ -s $dir/etcd.pid ]] && kill -0 "$(cat "$dir/etcd.pid")" 2>/dev/null && return 0
-  mkdir -p "$dir/etcd"
+  local j cluster="" started=0
+  for j in 0 1 2; do
+    cluster+="${cluster:+,}e$j=http://127.0.0.1:$((base + 2 * j + 1))"
+  done
   exec_etcd() { exec setsid etcd "$@"; }
-  exec_etcd --name e0 --data-dir "$dir/etcd" \
-    --listen-client-urls "http://127.0.0.1:$base" --advertise-client-urls "http://127.0.0.1:$base" \
-    --listen-peer-urls "http://127.0.0.1:$((base + 1))" --initial-advertise-peer-urls "http://127.0.0.1:$((base + 1))" \
-    --initial-cluster "e0=http://127.0.0.1:$((base + 1))" >"$dir/etcd.log" 2>&1 </dev/null 9>&- &
-  echo $! >"$dir/etcd.pid"
-  for _ in $(seq 1 100); do
+  for j in 0 1 2; do
+    [[ -s $dir/etcd$j.pid ]] && kill -0 "$(cat "$dir/etcd$j.pid")" 2>/dev/null && continue
+    mkdir -p "$dir/etcd$j"
+    local client=$((base + 2 * j)) peer=$((base + 2 * j + 1))
+    exec_etcd --name "e$j" --data-dir "$dir/etcd$j" \
+      --listen-client-urls "http://127.0.0.1:$client" --advertise-client-urls "http://127.0.0.1:$client" \
+      --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+      --initial-cluster "$cluster" --initial-cluster-state new --initial-cluster-token payments \
+      >"$dir/etcd$j.log" 2>&1 </dev/null 9>&- &
+    echo $! >"$dir/etcd$j.pid"
+    started=1
+  done
+  [[ $started == 1 ]] || return 0
+  # Healthy once the members elected a Raft leader.
+  for _ in $(seq 1 200); do
     curl -fsS "http://127.0.0.1:$base/health" 2>/dev/null | grep -q '"health":"true"' && return 0
     sleep 0.1
   done
-  die "etcd did not become healthy, see $dir/etcd.log"
+  die "etcd did not become healthy, see $dir/etcd?.log"
 }
 
 up_member() { # up_member I
@@ -162,7 +175,7 @@ wait_healthy() {
 
 down_all() {
   local f pid
-  for f in "$dir"/m?.pid "$dir/etcd.pid"; do
+  for f in "$dir"/m?.pid "$dir"/etcd?.pid; do
     [[ -s $f ]] || continue
     pid=$(cat "$f")
     # Only our own processes: the pid must still be patroni or etcd.
