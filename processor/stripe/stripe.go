@@ -12,6 +12,7 @@ import (
 	"time"
 
 	gostripe "github.com/stripe/stripe-go/v76"
+	"github.com/stripe/stripe-go/v76/dispute"
 	"github.com/stripe/stripe-go/v76/paymentintent"
 	"github.com/stripe/stripe-go/v76/refund"
 
@@ -123,7 +124,9 @@ var sharedTransport = func() http.RoundTripper {
 type Adapter struct {
 	intents paymentintent.Client
 	refunds refund.Client
-	breaker *breaker
+	// disputes answers and changes disputes (disputes.go).
+	disputes dispute.Client
+	breaker  *breaker
 	metrics *Metrics
 	account string
 }
@@ -195,6 +198,8 @@ func New(o Options) (*Adapter, error) {
 	return &Adapter{
 		intents: paymentintent.Client{B: backend, Key: o.SecretKey},
 		refunds: refund.Client{B: backend, Key: o.SecretKey},
+
+		disputes: dispute.Client{B: backend, Key: o.SecretKey},
 		breaker: newBreaker("stripe-"+o.Account, o.Account, o.AccountID, uint32(o.BreakerFailures), o.BreakerOpen, o.Metrics),
 		metrics: o.Metrics,
 		account: o.Account,
