@@ -43,9 +43,9 @@ type config struct {
 	// fee withdrawn with its funds, in minor units.
 	SandboxDisputeDelay time.Duration
 	SandboxDisputeFee   int64
-	ReconcileInterval  time.Duration
-	ReconcileAge       time.Duration
-	ProcessorTimeout   time.Duration
+	ReconcileInterval   time.Duration
+	ReconcileAge        time.Duration
+	ProcessorTimeout    time.Duration
 	// IdempotencyLease is how long a request's claim of its key blocks a
 	// retry: longer than the request may run.
 	IdempotencyLease time.Duration

@@ -243,13 +243,13 @@ func New(opts Options) (*Sandbox, error) {
 		}
 	}
 	s := &Sandbox{
-		opts:      opts,
-		logger:    opts.Logger,
-		now:       opts.Clock,
-		pending:   make(map[string]*settlement),
+		opts:    opts,
+		logger:  opts.Logger,
+		now:     opts.Clock,
+		pending: make(map[string]*settlement),
 
 		disputeTimers: make(map[string]*time.Timer),
-		actionKey: bytes.Clone(actionKey),
+		actionKey:     bytes.Clone(actionKey),
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)

@@ -127,8 +127,8 @@ type Adapter struct {
 	// disputes answers and changes disputes (disputes.go).
 	disputes dispute.Client
 	breaker  *breaker
-	metrics *Metrics
-	account string
+	metrics  *Metrics
+	account  string
 }
 
 var (
@@ -200,9 +200,9 @@ func New(o Options) (*Adapter, error) {
 		refunds: refund.Client{B: backend, Key: o.SecretKey},
 
 		disputes: dispute.Client{B: backend, Key: o.SecretKey},
-		breaker: newBreaker("stripe-"+o.Account, o.Account, o.AccountID, uint32(o.BreakerFailures), o.BreakerOpen, o.Metrics),
-		metrics: o.Metrics,
-		account: o.Account,
+		breaker:  newBreaker("stripe-"+o.Account, o.Account, o.AccountID, uint32(o.BreakerFailures), o.BreakerOpen, o.Metrics),
+		metrics:  o.Metrics,
+		account:  o.Account,
 	}, nil
 }
 
