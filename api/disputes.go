@@ -13,7 +13,9 @@ import (
 	"github.com/payments-api/payments/processor"
 )
 
-type disputePath struct {
+// DisputePath is the path of one dispute (exported so that Huma sees it
+// embedded).
+type DisputePath struct {
 	ID string `path:"id" maxLength:"64" doc:"The dispute's ID." example:"dp_06h17frpsdzff29kp8gyg5mc4w"`
 }
 
@@ -67,7 +69,7 @@ func (e disputeEvidence) fields() map[string]string {
 
 type submitEvidenceInput struct {
 	IdempotencyHeader
-	disputePath
+	DisputePath
 	Body struct {
 		Evidence disputeEvidence `json:"evidence" doc:"The text evidence, at least one field; at most 50,000 characters in all."`
 	}
@@ -75,7 +77,7 @@ type submitEvidenceInput struct {
 
 type closeDisputeInput struct {
 	IdempotencyHeader
-	disputePath
+	DisputePath
 }
 
 type listDisputesInput struct {
@@ -110,7 +112,7 @@ func registerDisputes(api huma.API, s *Server) {
 			"and whether its funds were withdrawn or reinstated. Disputes open from the processor (Stripe's charge.dispute.* webhooks; in the sandbox, " +
 			"a payment with pm_card_createDispute). Another tenant's dispute answers 404.",
 		Tags: tags,
-	}, schemeSecretKey, http.StatusNotFound), handle(func(ctx context.Context, in *disputePath) (*disputeOutput, error) {
+	}, schemeSecretKey, http.StatusNotFound), handle(func(ctx context.Context, in *DisputePath) (*disputeOutput, error) {
 		id, err := objectID(ids.PrefixDispute, "dispute", in.ID)
 		if err != nil {
 			return nil, err

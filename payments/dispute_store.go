@@ -53,24 +53,33 @@ func insertDispute(ctx context.Context, tx pgx.Tx, d *Dispute) error {
 // updateDispute writes every mutable column of d, guarded by the version
 // the caller read, and bumps the version.
 func updateDispute(ctx context.Context, tx pgx.Tx, d *Dispute, now time.Time) error {
-	read := d.Version
-	d.Version++
-	d.UpdatedAt = now
-	a, err := disputeArgs(d)
-	if err != nil {
-		d.Version--
-		return err
+	ev := d.Evidence
+	if ev == nil {
+		ev = map[string]string{}
 	}
-	tag, err := tx.Exec(ctx, `UPDATE disputes SET amount = $6, reason = $8, status = $9, evidence_due_by = $10, evidence = $11,
-		evidence_submitted_at = $12, operation = $13, operation_started_at = $14, funds_withdrawn = $15, funds_reinstated = $16,
-		amount_withdrawn = $17, fee = $18, amount_reinstated = $19, processor_updated_at = $20, version = $21, updated_at = $23
-		WHERE tenant_id = $1 AND id = $2 AND version = $24`, append(a, read)...)
+	evidence, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("encode evidence: %w", err)
+	}
+	var op *string
+	if d.Operation != DisputeOpNone {
+		s := string(d.Operation)
+		op = &s
+	}
+	read := d.Version
+	tag, err := tx.Exec(ctx, `UPDATE disputes SET reason = $3, status = $4, evidence_due_by = $5, evidence = $6,
+		evidence_submitted_at = $7, operation = $8, operation_started_at = $9, funds_withdrawn = $10, funds_reinstated = $11,
+		amount_withdrawn = $12, fee = $13, amount_reinstated = $14, processor_updated_at = $15, version = $16, updated_at = $17
+		WHERE tenant_id = $1 AND id = $2 AND version = $18`,
+		d.TenantID, d.ID, d.Reason, string(d.Status), d.EvidenceDueBy, evidence, d.EvidenceSubmittedAt, op, d.OperationStartedAt,
+		d.FundsWithdrawn, d.FundsReinstated, d.AmountWithdrawn, d.Fee, d.AmountReinstated, d.ProcessorUpdatedAt, read+1, now, read)
 	if err != nil {
 		return fmt.Errorf("update dispute: %w", err)
 	}
 	if tag.RowsAffected() != 1 {
 		return fmt.Errorf("update dispute %s: version %d is no longer current", d.PublicID(), read)
 	}
+	d.Version, d.UpdatedAt = read+1, now
 	return nil
 }
 
