@@ -216,7 +216,9 @@ func TestDisputeInputLimits(t *testing.T) {
 	ten := h.createTenant("Acme", nil)
 	pid := h.pay(ten.Secret, disputePay(2000)).json(t)["id"].(string)
 	id := h.waitDispute(ten.Secret, pid, "")["id"].(string)
-	post := func(ev map[string]any) response { return h.do("POST", "/v1/disputes/"+id, ten.Secret, map[string]any{"evidence": ev}) }
+	post := func(ev map[string]any) response {
+		return h.do("POST", "/v1/disputes/"+id, ten.Secret, map[string]any{"evidence": ev})
+	}
 	for field, limit := range map[string]int{"product_description": 10_000, "uncategorized_text": 10_000, "customer_name": 500, "shipping_tracking_number": 500} {
 		p := expectProblem(t, post(map[string]any{field: strings.Repeat("x", limit+1)}), http.StatusBadRequest, "parameter_invalid")
 		if p["param"] != "evidence."+field {

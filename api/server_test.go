@@ -142,7 +142,9 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	}
 	sbOpts.UpdateHandler = func(ctx context.Context, u processor.Update) error { return h.payments.ApplyUpdate(ctx, u) }
 	sbOpts.DisputeDelay, sbOpts.DisputeFee = 50*time.Millisecond, 1500
-	sbOpts.DisputeHandler = func(ctx context.Context, u processor.DisputeUpdate) error { return h.payments.ApplyDisputeUpdate(ctx, u) }
+	sbOpts.DisputeHandler = func(ctx context.Context, u processor.DisputeUpdate) error {
+		return h.payments.ApplyDisputeUpdate(ctx, u)
+	}
 	sb, err := sandbox.New(sbOpts)
 	if err != nil {
 		t.Fatal(err)
