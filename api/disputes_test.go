@@ -353,3 +353,54 @@ func TestStripeDisputeLifecycle(t *testing.T) {
 	forged := h.d.DisputeEvent(stripe.EventChargeDisputeCreated, db, time.Now())
 	expectProblem(t, h.webhook("/v1/stripe/webhooks", forged, "whsec_forged_0123456789abcdef", time.Now()), http.StatusBadRequest, "stripe_signature_invalid")
 }
+
+// TestReconciliationCoversDisputes: a dispute Stripe decided without a
+// webhook reaching us is listed by the report, and a repair applies it
+// once: the status and the reinstatement.
+func TestReconciliationCoversDisputes(t *testing.T) {
+	t.Parallel()
+	h := newStripeHarness(t, nil, harnessOptions{})
+	ten := h.createTenant("Acme", nil)
+	pid := h.pay(ten.Secret, visa(2000)).json(t)["id"].(string)
+	du := h.d.OpenDispute(h.d.IntentFor(pid), 1500)
+	if r := h.webhook("/v1/stripe/webhooks", h.d.DisputeEvent(stripe.EventChargeDisputeCreated, du, time.Now()), platformWebhookSecret, time.Now()); r.Status != http.StatusOK {
+		t.Fatalf("webhook: %d %s", r.Status, r.Body)
+	}
+	id := h.waitDispute(ten.Secret, pid, "needs_response")["id"].(string)
+	h.d.SetDisputeStatus(du, "won") // the webhooks are lost
+	path := "/v1/admin/tenants/" + ten.ID + "/reconciliation"
+	since := time.Now().UTC().Add(-24 * time.Hour).Format(time.DateOnly)
+	rep := h.do("GET", path+"?since="+since, adminToken, nil).json(t)
+	if num(rep["disputes_compared"]) != 1 {
+		t.Fatalf("report %v", rep)
+	}
+	var fields []string
+	for _, d := range rep["differences"].([]any) {
+		m := d.(map[string]any)
+		if m["object"] == "dispute" && m["id"] == id && m["repairable"] == true {
+			fields = append(fields, m["field"].(string))
+		}
+	}
+	if strings.Join(fields, ",") != "status,dispute_funds" {
+		t.Fatalf("dispute differences %v in %v", fields, rep)
+	}
+	before := h.balance(ten.Secret)
+	fix := h.do("POST", path, adminToken, map[string]any{"since": since, "repair": true})
+	if fix.Status != http.StatusOK || num(fix.json(t)["repaired"]) != 2 {
+		t.Fatalf("repair: %d %s", fix.Status, fix.Body)
+	}
+	if d := h.do("GET", "/v1/disputes/"+id, ten.Secret, nil).json(t); d["status"] != "won" || d["funds_reinstated"] != true {
+		t.Fatalf("after repair %v", d)
+	}
+	if after := h.balance(ten.Secret); after != before+2000 {
+		t.Fatalf("balance %d after repair, want %d", after, before+2000)
+	}
+	// A second repair finds nothing to do and books nothing twice.
+	h.do("POST", path, adminToken, map[string]any{"since": since, "repair": true})
+	if after := h.balance(ten.Secret); after != before+2000 {
+		t.Fatalf("balance %d after a second repair", after)
+	}
+	if m := h.ledgerSums(ten.ID); m != before+2000 {
+		t.Fatalf("merchant_balance entries %d", m)
+	}
+}

@@ -234,7 +234,8 @@ func registerStripe(api huma.API, s *Server) {
 
 	reportDoc := "Compares the tenant's payments and refunds created since the given date with the processor's objects (a PaymentIntent or " +
 		"refund retrieved for each, by its processor reference) and lists every difference in status or amount, oldest object first, with " +
-		"whether it could be repaired. "
+		"whether it could be repaired. Disputes opened since then are compared too (status, amount, and funds the processor withdrew or " +
+		"reinstated that the ledger has not booked); a repair applies them as their webhooks would. "
 	huma.Register(api, operation(huma.Operation{
 		OperationID: "admin-reconciliation-report",
 		Method:      http.MethodGet,
