@@ -48,7 +48,7 @@ var _ processor.Disputes = (*Sandbox)(nil)
 
 // disputeRef derives the dispute's ID from the disputed charge's payment,
 // so that one charge has one dispute however often it is scheduled.
-func disputeRef(tenantID, paymentID string) string {
+func DisputeRef(tenantID, paymentID string) string {
 	h := sha256.Sum256([]byte(tenantID + "/" + paymentID))
 	return disputeRefPrefix + hex.EncodeToString(h[:12])
 }
@@ -59,7 +59,7 @@ func (s *Sandbox) scheduleDispute(ref string, st state) {
 	if s.opts.DisputeHandler == nil {
 		return
 	}
-	dref := disputeRef(st.tenantID, st.paymentID)
+	dref := DisputeRef(st.tenantID, st.paymentID)
 	now := s.now()
 	u := processor.DisputeUpdate{
 		TenantID: st.tenantID, PaymentID: st.paymentID, PaymentRef: ref,
@@ -110,7 +110,7 @@ func (s *Sandbox) later(key string, u processor.DisputeUpdate) {
 }
 
 func checkDisputeRequest(req processor.DisputeRequest) error {
-	if !strings.HasPrefix(req.Ref, disputeRefPrefix) || req.Ref != disputeRef(req.TenantID, req.PaymentID) {
+	if !strings.HasPrefix(req.Ref, disputeRefPrefix) || req.Ref != DisputeRef(req.TenantID, req.PaymentID) {
 		e := errcode.New(errcode.KindNotFound, errcode.CodeResourceMissing, "no such sandbox dispute")
 		e.Param = "dispute"
 		return e
