@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/payments-api/payments/ids"
+	"github.com/payments-api/payments/processor"
 	"github.com/payments-api/payments/processor/stripe"
 	"github.com/payments-api/payments/processor/stripe/stripetest"
 )
@@ -240,8 +242,16 @@ func TestDisputeInputLimits(t *testing.T) {
 	if p := expectProblem(t, h.do("GET", "/v1/disputes?payment=re_1", ten.Secret, nil), http.StatusBadRequest, "parameter_invalid"); p["param"] != "payment" {
 		t.Fatalf("bad payment filter: %v", p)
 	}
-	if p := expectProblem(t, h.do("GET", "/v1/disputes?limit=101", ten.Secret, nil), http.StatusBadRequest, "parameter_invalid"); p["param"] != "limit" {
-		t.Fatalf("limit: %v", p)
+	for param, query := range map[string]string{
+		"limit": "limit=101", "created[gte]": "created[gte]=-1", "created[lte]": "created[lte]=-1",
+		"starting_after": "starting_after=pay_06h17frpsdzff29kp8gyg5mc4w", "payment": "payment=" + strings.Repeat("p", 65),
+	} {
+		if p := expectProblem(t, h.do("GET", "/v1/disputes?"+query, ten.Secret, nil), http.StatusBadRequest, "parameter_invalid"); p["param"] != param {
+			t.Fatalf("%s: %v", query, p)
+		}
+	}
+	if p := expectProblem(t, h.do("GET", "/v1/disputes/"+strings.Repeat("d", 65), ten.Secret, nil), http.StatusBadRequest, "parameter_invalid"); p["param"] != "id" {
+		t.Fatalf("long id: %v", p)
 	}
 	expectProblem(t, h.do("GET", "/v1/disputes/pay_123", ten.Secret, nil), http.StatusNotFound, "resource_missing")
 	expectProblem(t, h.do("POST", "/v1/disputes/dp_06h17frpsdzff29kp8gyg5mc4w/close", ten.Secret, nil), http.StatusNotFound, "resource_missing")
@@ -402,5 +412,83 @@ func TestReconciliationCoversDisputes(t *testing.T) {
 	}
 	if m := h.ledgerSums(ten.ID); m != before+2000 {
 		t.Fatalf("merchant_balance entries %d", m)
+	}
+}
+
+// TestDisputeEventsReachWebhooks: the dispute events go out through the
+// outbox to a merchant's endpoint that subscribed to them, signed, with
+// the dispute as data.object.
+func TestDisputeEventsReachWebhooks(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{WebhookAllowPrivate: true})
+	ten := h.createTenant("Acme", nil)
+	rc := newReceiver(t)
+	ep := h.createEndpoint(ten.Secret, rc.srv.URL, "dispute.created", "dispute.funds_withdrawn")
+	rc.setSecrets(ep["secret"].(string))
+	startWebhookWorker(t, h, shortSchedule())
+	pid := h.pay(ten.Secret, disputePay(2000)).json(t)["id"].(string)
+	id := h.waitDispute(ten.Secret, pid, "needs_response")["id"].(string)
+	waitFor(t, "two dispute deliveries", func() bool { return len(rc.requests()) >= 2 })
+	var types []string
+	for _, r := range rc.requests() {
+		var evt map[string]any
+		if err := json.Unmarshal(r.Body, &evt); err != nil || !r.Verified {
+			t.Fatalf("delivery %s verified %v: %v", r.Body, r.Verified, err)
+		}
+		obj := evt["data"].(map[string]any)["object"].(map[string]any)
+		if obj["object"] != "dispute" || obj["id"] != id || obj["payment"] != pid {
+			t.Fatalf("delivered %s", r.Body)
+		}
+		types = append(types, evt["type"].(string))
+	}
+	if count(types, "dispute.created") != 1 || count(types, "dispute.funds_withdrawn") != 1 || len(types) != 2 {
+		t.Fatalf("delivered %v", types)
+	}
+}
+
+// TestTenantStripeAccountDisputes: a dispute event from a tenant's own
+// Stripe account is located on that account and moves only that tenant's
+// payment.
+func TestTenantStripeAccountDisputes(t *testing.T) {
+	t.Parallel()
+	d := stripetest.New(t)
+	h := newHarness(t, harnessOptions{NewTenantStripe: func(key string) (processor.Processor, error) {
+		return newStripeAdapter(t, d.URL, func(o *stripe.Options) { o.SecretKey, o.Account = key, stripe.AccountTenant }), nil
+	}})
+	ten := h.createTenant("Acme", nil)
+	if r := h.do("POST", "/v1/admin/tenants/"+ten.ID+"/stripe_account", adminToken,
+		map[string]any{"secret_key": tenantStripeKey, "webhook_secrets": []string{tenantWebhookSecret}}); r.Status != http.StatusOK {
+		t.Fatalf("set account: %d %s", r.Status, r.Body)
+	}
+	var pid string
+	waitFor(t, "the tenant's account serving its payments", func() bool {
+		p := h.pay(ten.Secret, visa(1000)).json(t)
+		pid, _ = p["id"].(string)
+		return p["processor"] == "stripe"
+	})
+	du := d.OpenDispute(d.IntentFor(pid), 1500)
+	payload := d.DisputeEvent(stripe.EventChargeDisputeFundsWithdrawn, du, time.Now())
+	path := "/v1/stripe/webhooks/" + ten.ID
+	if r := h.webhook(path, payload, tenantWebhookSecret, time.Now()); r.Status != http.StatusOK {
+		t.Fatalf("webhook: %d %s", r.Status, r.Body)
+	}
+	if got := h.waitDispute(ten.Secret, pid, "needs_response"); got["processor_dispute"] != du || got["funds_withdrawn"] != true {
+		t.Fatalf("dispute %v", got)
+	}
+	// The same event signed for another tenant's endpoint moves nothing
+	// there: the charge is not that tenant's.
+	other := h.createTenant("Other", nil)
+	if r := h.do("POST", "/v1/admin/tenants/"+other.ID+"/stripe_account", adminToken,
+		map[string]any{"secret_key": tenantStripeKey, "webhook_secrets": []string{tenantWebhookSecret}}); r.Status != http.StatusOK {
+		t.Fatalf("set account: %d %s", r.Status, r.Body)
+	}
+	if r := h.webhook("/v1/stripe/webhooks/"+other.ID, payload, tenantWebhookSecret, time.Now()); r.Status != http.StatusOK {
+		t.Fatalf("webhook of the other tenant: %d %s", r.Status, r.Body)
+	}
+	if data := h.do("GET", "/v1/disputes", other.Secret, nil).json(t)["data"].([]any); len(data) != 0 {
+		t.Fatalf("the other tenant has disputes %v", data)
+	}
+	if data := h.do("GET", "/v1/disputes", ten.Secret, nil).json(t)["data"].([]any); len(data) != 1 {
+		t.Fatalf("the tenant has %d disputes", len(data))
 	}
 }

@@ -2,7 +2,6 @@ package payments
 
 import (
 	"context"
-	"fmt"
 	"sort"
 	"strings"
 	"time"
@@ -578,6 +577,3 @@ func (s *Service) finishDisputeOperation(ctx context.Context, sh *sharding.Shard
 	}
 	return out, nil
 }
-
-// disputeOf renders the processor's dispute for the reconciliation report.
-func disputeOf(d Dispute) string { return fmt.Sprintf("%s %d", d.Status, d.Amount) }
