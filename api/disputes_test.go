@@ -230,6 +230,7 @@ func TestDisputeInputLimits(t *testing.T) {
 	if p := expectProblem(t, post(map[string]any{"receipt": "file_123"}), http.StatusBadRequest, "parameter_unknown"); p["param"] != "evidence.receipt" {
 		t.Fatalf("unknown field: %v", p)
 	}
+	expectProblem(t, post(map[string]any{"uncategorized_text": "card 4242 4242 4242 4242"}), http.StatusBadRequest, "card_data_not_allowed")
 	if p := expectProblem(t, post(map[string]any{}), http.StatusBadRequest, "parameter_missing"); p["param"] != "evidence" {
 		t.Fatalf("empty evidence: %v", p)
 	}
