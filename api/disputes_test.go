@@ -126,7 +126,6 @@ func TestSandboxDisputeWon(t *testing.T) {
 	if again := h.do("POST", "/v1/disputes/"+id, ten.Secret, ev, "Idempotency-Key", "evidence-1"); again.Header.Get("Idempotent-Replayed") != "true" || string(again.Body) != string(sub.Body) {
 		t.Fatalf("replay: %d %s", again.Status, again.Body)
 	}
-	expectProblem(t, h.do("POST", "/v1/disputes/"+id, ten.Secret, ev), http.StatusConflict, "dispute_evidence_submitted")
 
 	won := h.waitDispute(ten.Secret, pid, "won")
 	if won["funds_reinstated"] != true || num(won["amount_reinstated"]) != 2000 || num(won["fee"]) != 1500 {
@@ -259,6 +258,15 @@ func TestDisputeInputLimits(t *testing.T) {
 	// Nothing of the refused submissions was kept.
 	if d := h.do("GET", "/v1/disputes/"+id, ten.Secret, nil).json(t); d["evidence_submitted"] != false || len(d["evidence"].(map[string]any)) != 0 {
 		t.Fatalf("after refusals %v", d)
+	}
+	// Evidence without the sandbox's test texts leaves the dispute under
+	// review; it is submitted once.
+	if r := post(map[string]any{"product_description": "A lamp"}); r.Status != http.StatusOK || r.json(t)["status"] != "under_review" {
+		t.Fatalf("submit: %d %s", r.Status, r.Body)
+	}
+	expectProblem(t, post(map[string]any{"product_description": "A better lamp"}), http.StatusConflict, "dispute_evidence_submitted")
+	if d := h.do("GET", "/v1/disputes/"+id, ten.Secret, nil).json(t); d["evidence"].(map[string]any)["product_description"] != "A lamp" {
+		t.Fatalf("evidence after the second submission %v", d)
 	}
 }
 

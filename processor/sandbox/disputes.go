@@ -40,6 +40,8 @@ const (
 	// DisputeEvidenceWindow is how long evidence is due after a dispute
 	// opens.
 	DisputeEvidenceWindow = 7 * 24 * time.Hour
+	// DisputeAttemptsMax bounds the deliveries of one dispute notification.
+	DisputeAttemptsMax = 6
 	// disputeRefPrefix starts the sandbox's dispute IDs.
 	disputeRefPrefix = "sbx_dp_"
 )
@@ -74,7 +76,10 @@ func (s *Sandbox) scheduleDispute(ref string, st state) {
 }
 
 // later delivers u through the DisputeHandler after Options.DisputeDelay,
-// once per key while the timer is pending.
+// once per key while the timer is pending. A delivery the handler refuses
+// (the payment's own outcome not recorded yet, a database that did not
+// answer) is tried again, up to DisputeAttemptsMax times in all, each wait
+// twice the last, as a processor redelivers its webhooks.
 func (s *Sandbox) later(key string, u processor.DisputeUpdate) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -89,9 +94,15 @@ func (s *Sandbox) later(key string, u processor.DisputeUpdate) {
 			slog.String("payment_id", u.PaymentID), slog.Int("limit", SettlementsPendingMax))
 		return
 	}
-	s.disputeTimers[key] = time.AfterFunc(s.opts.DisputeDelay, func() {
+	s.armDispute(key, u, 1, max(s.opts.DisputeDelay, time.Millisecond))
+}
+
+// armDispute starts the timer of attempt n of key, after wait; s.mu is held.
+func (s *Sandbox) armDispute(key string, u processor.DisputeUpdate, n int, wait time.Duration) {
+	var t *time.Timer
+	t = time.AfterFunc(wait, func() {
 		s.mu.Lock()
-		if s.closed || s.disputeTimers[key] == nil {
+		if s.closed || s.disputeTimers[key] != t {
 			s.mu.Unlock()
 			return
 		}
@@ -99,14 +110,27 @@ func (s *Sandbox) later(key string, u processor.DisputeUpdate) {
 		s.running.Add(1)
 		s.mu.Unlock()
 		defer s.running.Done()
-		u.EventCreated = s.now()
+		if u.EventCreated.IsZero() {
+			u.EventCreated = s.now()
+		}
 		ctx, cancel := context.WithTimeout(s.updateCtx, UpdateDurationMax)
 		defer cancel()
-		if err := s.opts.DisputeHandler(ctx, u); err != nil {
-			s.logger.Error("sandbox dispute update failed",
-				slog.String("payment_id", u.PaymentID), slog.String("tenant_id", u.TenantID), slog.Any("error", err))
+		err := s.opts.DisputeHandler(ctx, u)
+		if err == nil {
+			return
 		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if n < DisputeAttemptsMax && !s.closed {
+			if _, ok := s.disputeTimers[key]; !ok {
+				s.armDispute(key, u, n+1, 2*wait)
+				return
+			}
+		}
+		s.logger.Error("sandbox dispute update failed",
+			slog.String("payment_id", u.PaymentID), slog.String("tenant_id", u.TenantID), slog.Int("attempt", n), slog.Any("error", err))
 	})
+	s.disputeTimers[key] = t
 }
 
 func checkDisputeRequest(req processor.DisputeRequest) error {

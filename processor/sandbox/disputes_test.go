@@ -94,3 +94,41 @@ func TestNewRefusesBadDisputeOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestDisputeNotificationsAreRetried: a notification the handler refuses
+// comes again, with the same event time, up to DisputeAttemptsMax times.
+func TestDisputeNotificationsAreRetried(t *testing.T) {
+	t.Parallel()
+	type attempt struct {
+		at time.Time
+		n  int
+	}
+	got := make(chan attempt, sandbox.DisputeAttemptsMax+1)
+	n := 0
+	sb := newSandbox(t, func(o *sandbox.Options) {
+		o.DisputeDelay = time.Millisecond
+		o.DisputeHandler = func(_ context.Context, u processor.DisputeUpdate) error {
+			n++
+			got <- attempt{u.EventCreated, n}
+			if n < 3 {
+				return errcode.New(errcode.KindUnavailable, "processor_update_deferred", "later")
+			}
+			return nil
+		}
+	})
+	if _, err := sb.Authorize(context.Background(), authorizeRequest(sandbox.PaymentMethodCreateDispute, nil)); err != nil {
+		t.Fatal(err)
+	}
+	first := <-got
+	for want := 2; want <= 3; want++ {
+		a := <-got
+		if a.n != want || !a.at.Equal(first.at) {
+			t.Fatalf("attempt %+v, want %d at %v", a, want, first.at)
+		}
+	}
+	select {
+	case a := <-got:
+		t.Fatalf("delivered again after it was accepted: %+v", a)
+	case <-time.After(50 * time.Millisecond):
+	}
+}
