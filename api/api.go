@@ -187,6 +187,7 @@ func New(cfg Config) *Server {
 	registerNearby(api, s)
 	registerRiskRules(api, s)
 	registerRefunds(api, s)
+	registerDisputes(api, s)
 	registerEvents(api, s)
 	registerBalance(api, s)
 	registerSandbox(api, s)

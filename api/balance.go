@@ -160,19 +160,22 @@ type proofOutput struct {
 type BalanceTransactionView struct {
 	ID       string `json:"id" doc:"Unique identifier, prefixed txn_." example:"txn_06h17frpsdzff29kp8gyg5mc4w"`
 	Object   string `json:"object" enum:"balance_transaction"`
-	Type     string `json:"type" enum:"charge,refund,adjustment" doc:"What moved the balance." example:"charge"`
+	Type     string `json:"type" enum:"charge,refund,adjustment,dispute,dispute_reversal" doc:"What moved the balance: dispute is a dispute's withdrawal with its fee, dispute_reversal the amount of a won dispute coming back." example:"charge"`
 	Amount   int64  `json:"amount" doc:"Gross amount, minor units; negative for money leaving the balance." example:"2000"`
 	Fee      int64  `json:"fee" doc:"The processor's fee, minor units." example:"88"`
 	Net      int64  `json:"net" doc:"amount - fee: the change of the balance." example:"1912"`
 	Currency string `json:"currency" example:"usd"`
-	Source   string `json:"source" doc:"The payment or refund that caused the movement." example:"pay_06h17frpsdzff29kp8gyg5mc4w"`
+	Source   string `json:"source" doc:"The payment, refund or dispute that caused the movement." example:"pay_06h17frpsdzff29kp8gyg5mc4w"`
 	Created  int64  `json:"created" doc:"Unix seconds." example:"1764090000"`
 }
 
 func balanceTxView(t ledger.Transaction) BalanceTransactionView {
 	src := ids.Format(ids.PrefixPayment, t.SourceID)
-	if t.SourceType == "refund" {
+	switch t.SourceType {
+	case ledger.SourceTypeRefund:
 		src = ids.Format(ids.PrefixRefund, t.SourceID)
+	case ledger.SourceTypeDispute:
+		src = ids.Format(ids.PrefixDispute, t.SourceID)
 	}
 	return BalanceTransactionView{
 		ID: ids.Format(ids.PrefixBalanceTx, t.ID), Object: "balance_transaction", Type: string(t.Type),
@@ -182,7 +185,7 @@ func balanceTxView(t ledger.Transaction) BalanceTransactionView {
 
 type listBalanceTxInput struct {
 	ListQuery
-	Type   string `query:"type" enum:"charge,refund,adjustment" doc:"Only movements of this type."`
+	Type   string `query:"type" enum:"charge,refund,adjustment,dispute,dispute_reversal" doc:"Only movements of this type."`
 	Source string `query:"source" maxLength:"64" doc:"Only movements of this payment (its charge and its refunds) or refund."`
 }
 

@@ -321,6 +321,23 @@ func TestEveryAnswerMatchesTheSpec(t *testing.T) {
 	c.send("GET", "/v1/refunds", secret, nil)
 	c.send("GET", "/v1/refunds?payment="+payID, secret, nil)
 
+	// Disputes: a sandbox dispute, answered, listed, refused.
+	disputed := c.send("POST", "/v1/payments", secret, map[string]any{"amount": 1200, "currency": "usd", "payment_method": "pm_card_createDispute"}).json(t)
+	disputedID, _ := disputed["id"].(string)
+	dp := h.waitDispute(secret, disputedID, "needs_response")
+	dpID, _ := dp["id"].(string)
+	c.send("GET", "/v1/disputes/"+dpID, secret, nil)
+	c.send("GET", "/v1/disputes/dp_nothing", secret, nil)
+	c.send("GET", "/v1/disputes?payment="+disputedID+"&status=needs_response", secret, nil)
+	c.send("GET", "/v1/disputes?status=open", secret, nil)
+	c.send("POST", "/v1/disputes/"+dpID, secret, map[string]any{"evidence": map[string]any{"product_description": strings.Repeat("x", 10_001)}})
+	c.send("POST", "/v1/disputes/"+dpID, secret, map[string]any{"evidence": map[string]any{"product_description": "A lamp"}})
+	c.send("POST", "/v1/disputes/"+dpID, secret, map[string]any{"evidence": map[string]any{"product_description": "A lamp"}})
+	c.send("POST", "/v1/disputes/"+dpID+"/close", secret, nil)
+	c.send("POST", "/v1/disputes/"+dpID+"/close", secret, nil)
+	c.send("POST", "/v1/refunds", secret, map[string]any{"payment": disputedID})
+	c.send("GET", "/v1/payments/"+disputedID, secret, nil)
+
 	// Balance and events.
 	c.send("GET", "/v1/balance", secret, nil)
 	c.send("GET", "/v1/balance_transactions", secret, nil)

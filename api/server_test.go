@@ -141,6 +141,10 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 		sbOpts.SettleDelay = 100 * time.Millisecond
 	}
 	sbOpts.UpdateHandler = func(ctx context.Context, u processor.Update) error { return h.payments.ApplyUpdate(ctx, u) }
+	sbOpts.DisputeDelay, sbOpts.DisputeFee = 50*time.Millisecond, 1500
+	sbOpts.DisputeHandler = func(ctx context.Context, u processor.DisputeUpdate) error {
+		return h.payments.ApplyDisputeUpdate(ctx, u)
+	}
 	sb, err := sandbox.New(sbOpts)
 	if err != nil {
 		t.Fatal(err)

@@ -31,6 +31,7 @@ var publicSchemaNames = map[string]string{
 	"LocationView":            "PaymentLocation",
 	"NextActionView":          "PaymentNextAction",
 	"RefundView":              "Refund",
+	"DisputeView":             "Dispute",
 	"EventView":               "Event",
 	"EventDataView":           "EventData",
 	"EndpointView":            "WebhookEndpoint",
@@ -137,9 +138,10 @@ func finishSpec(doc *huma.OpenAPI) {
 			Description: old.Description,
 			OneOf: []*huma.Schema{
 				{Ref: schemaPrefix + "Payment"}, {Ref: schemaPrefix + "Refund"}, {Ref: schemaPrefix + "WebhookEndpoint"},
+				{Ref: schemaPrefix + "Dispute"},
 			},
 			Discriminator: &huma.Discriminator{PropertyName: "object", Mapping: map[string]string{
-				"payment": schemaPrefix + "Payment", "refund": schemaPrefix + "Refund", "webhook_endpoint": schemaPrefix + "WebhookEndpoint",
+				"payment": schemaPrefix + "Payment", "refund": schemaPrefix + "Refund", "dispute": schemaPrefix + "Dispute", "webhook_endpoint": schemaPrefix + "WebhookEndpoint",
 			}},
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/payments-api/payments/accounts"
 	"github.com/payments-api/payments/errcode"
 	"github.com/payments-api/payments/payments"
+	"github.com/payments-api/payments/processor"
 	"github.com/payments-api/payments/processor/stripe"
 )
 
@@ -128,7 +129,8 @@ func registerStripe(api huma.API, s *Server) {
 			"STRIPE_WEBHOOK_SECRET (300 s tolerance; during a rotation any v1 signature made with any configured secret is accepted); a missing, " +
 			"forged or stale signature answers 400 stripe_signature_invalid and changes nothing. payment_intent.succeeded, .payment_failed, " +
 			".canceled, .processing, .requires_action and .amount_capturable_updated move the payment named by the PaymentIntent's metadata, " +
-			"charge.refunded, charge.refund.updated and refund.updated move our refunds, through the same state machine, ledger and events as " +
+			"charge.refunded, charge.refund.updated and refund.updated move our refunds, charge.dispute.created, .updated, .closed, .funds_withdrawn " +
+			"and .funds_reinstated open and move disputes (the disputed PaymentIntent names the payment), through the same state machine, ledger and events as " +
 			"API calls. Each event ID takes effect once however often it arrives, and an older event never moves a payment backwards. Other " +
 			"event types, and objects that are not ours, answer 200 and change nothing. 503 asks Stripe to deliver the event again later " +
 			"(an operation on the payment was in flight).",
@@ -232,7 +234,8 @@ func registerStripe(api huma.API, s *Server) {
 
 	reportDoc := "Compares the tenant's payments and refunds created since the given date with the processor's objects (a PaymentIntent or " +
 		"refund retrieved for each, by its processor reference) and lists every difference in status or amount, oldest object first, with " +
-		"whether it could be repaired. "
+		"whether it could be repaired. Disputes opened since then are compared too (status, amount, and funds the processor withdrew or " +
+		"reinstated that the ledger has not booked); a repair applies them as their webhooks would. "
 	huma.Register(api, operation(huma.Operation{
 		OperationID: "admin-reconciliation-report",
 		Method:      http.MethodGet,
@@ -311,6 +314,11 @@ func (s *Server) stripeWebhook(ctx context.Context, secrets []string, tenant, si
 			return nil, err
 		}
 	}
+	if n.DisputeUpdate != nil {
+		if err := s.applyStripeDispute(ctx, tenant, *n.DisputeUpdate); err != nil {
+			return nil, err
+		}
+	}
 	return out, nil
 }
 
@@ -323,4 +331,21 @@ func ignoreForeign(err error) error {
 		return nil
 	}
 	return err
+}
+
+// applyStripeDispute applies a charge.dispute.* event. tenant, when set,
+// is the tenant whose own account sent it: its charge is located on that
+// account, and only its own payments are moved.
+func (s *Server) applyStripeDispute(ctx context.Context, tenant string, u processor.DisputeUpdate) error {
+	if tenant != "" {
+		if u.TenantID != "" && u.TenantID != tenant {
+			return nil
+		}
+		if u.TenantID == "" {
+			// The tenant's account is asked which payment the charge is;
+			// the payment ID comes from there.
+			u.TenantID, u.PaymentID = tenant, ""
+		}
+	}
+	return ignoreForeign(s.cfg.Payments.ApplyDisputeUpdate(ctx, u))
 }

@@ -46,6 +46,14 @@ const (
 	// WebhookEndpointDisabled records that an endpoint was disabled because
 	// its deliveries failed for the whole retry span.
 	WebhookEndpointDisabled Type = "webhook_endpoint.disabled"
+	// Dispute events: a dispute was opened, changed (status, evidence,
+	// due date), closed (won or lost), and its funds left or came back to
+	// the merchant's balance.
+	DisputeCreated         Type = "dispute.created"
+	DisputeUpdated         Type = "dispute.updated"
+	DisputeClosed          Type = "dispute.closed"
+	DisputeFundsWithdrawn  Type = "dispute.funds_withdrawn"
+	DisputeFundsReinstated Type = "dispute.funds_reinstated"
 )
 
 // Types lists every event type, for validation and documentation.
@@ -53,6 +61,7 @@ var Types = []Type{
 	PaymentCreated, PaymentRequiresAction, PaymentRequiresCapture, PaymentSucceeded, PaymentFailed,
 	PaymentCanceled, PaymentCaptured, RefundCreated, RefundSucceeded, RefundFailed, RefundCanceled,
 	WebhookEndpointDisabled, PaymentReviewOpened,
+	DisputeCreated, DisputeUpdated, DisputeClosed, DisputeFundsWithdrawn, DisputeFundsReinstated,
 }
 
 // Known reports whether t is one of Types.
@@ -96,7 +105,7 @@ type EventView struct {
 
 // EventDataView holds the event's snapshot.
 type EventDataView struct {
-	Object json.RawMessage `json:"object" doc:"The object after the change (a payment, a refund or a webhook endpoint), as the API answers it."`
+	Object json.RawMessage `json:"object" doc:"The object after the change (a payment, a refund, a dispute or a webhook endpoint), as the API answers it."`
 }
 
 // View returns the event's public shape.

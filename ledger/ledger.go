@@ -22,17 +22,23 @@ const (
 	TypeCharge     Type = "charge"
 	TypeRefund     Type = "refund"
 	TypeAdjustment Type = "adjustment"
+	// TypeDispute books the funds a dispute withdrew, with the
+	// processor's dispute fee; TypeDisputeReversal books the disputed
+	// amount coming back when the dispute is won (the fee does not).
+	TypeDispute         Type = "dispute"
+	TypeDisputeReversal Type = "dispute_reversal"
 )
 
 // valid reports whether t is one of the known types.
 func (t Type) valid() bool {
-	return t == TypeCharge || t == TypeRefund || t == TypeAdjustment
+	return t == TypeCharge || t == TypeRefund || t == TypeAdjustment || t == TypeDispute || t == TypeDisputeReversal
 }
 
 // Source types: the kind of object whose state change caused a transaction.
 const (
 	SourceTypePayment = "payment"
 	SourceTypeRefund  = "refund"
+	SourceTypeDispute = "dispute"
 )
 
 // Account names one side of the book.
@@ -190,6 +196,71 @@ func Refund(tenantID uuid.UUID, currency string, refundID, paymentID uuid.UUID, 
 	return t, nil
 }
 
+// DisputeWithdrawal builds the transaction that books the funds dispute
+// disputeID of payment paymentID withdrew: amount minor units and the
+// processor's dispute fee leave the merchant's balance. Amount is
+// -amount, Fee is fee and Net is -(amount + fee). It returns an errcode
+// error with code parameter_invalid when amount is not positive, fee is
+// negative, or the currency is not three lowercase letters.
+func DisputeWithdrawal(tenantID uuid.UUID, currency string, disputeID, paymentID uuid.UUID, amount, fee int64) (Transaction, error) {
+	if err := checkIDs(tenantID, disputeID, paymentID); err != nil {
+		return Transaction{}, err
+	}
+	if err := checkCurrency(currency); err != nil {
+		return Transaction{}, err
+	}
+	switch {
+	case amount <= 0:
+		return Transaction{}, errcode.Invalid(errcode.CodeParameterInvalid, "amount",
+			"amount must be a positive integer in the currency's minor unit, got %d", amount)
+	case fee < 0:
+		return Transaction{}, errcode.Invalid(errcode.CodeParameterInvalid, "fee", "fee must not be negative, got %d", fee)
+	}
+	total, ok := addChecked(amount, fee)
+	if !ok {
+		return Transaction{}, errcode.Internal(fmt.Errorf("build dispute transaction: %w: amount %d + fee %d", ErrOverflow, amount, fee))
+	}
+	t := Transaction{
+		ID: ids.New(), TenantID: tenantID, Currency: currency, Type: TypeDispute,
+		SourceType: SourceTypeDispute, SourceID: disputeID, PaymentID: paymentID,
+		Amount: -amount, Fee: fee, Net: -total,
+	}
+	t.Entries = legs(
+		Entry{AccountProcessorClearing, amount},
+		Entry{AccountMerchantBalance, -total},
+		Entry{AccountProcessorFees, fee},
+	)
+	return t, nil
+}
+
+// DisputeReinstatement builds the transaction that books the funds of a
+// won dispute coming back: amount minor units return to the merchant's
+// balance, the dispute fee does not (Fee 0). It returns an errcode error
+// with code parameter_invalid when amount is not positive or the currency
+// is not three lowercase letters.
+func DisputeReinstatement(tenantID uuid.UUID, currency string, disputeID, paymentID uuid.UUID, amount int64) (Transaction, error) {
+	if err := checkIDs(tenantID, disputeID, paymentID); err != nil {
+		return Transaction{}, err
+	}
+	if err := checkCurrency(currency); err != nil {
+		return Transaction{}, err
+	}
+	if amount <= 0 {
+		return Transaction{}, errcode.Invalid(errcode.CodeParameterInvalid, "amount",
+			"amount must be a positive integer in the currency's minor unit, got %d", amount)
+	}
+	t := Transaction{
+		ID: ids.New(), TenantID: tenantID, Currency: currency, Type: TypeDisputeReversal,
+		SourceType: SourceTypeDispute, SourceID: disputeID, PaymentID: paymentID,
+		Amount: amount, Fee: 0, Net: amount,
+	}
+	t.Entries = legs(
+		Entry{AccountProcessorClearing, -amount},
+		Entry{AccountMerchantBalance, amount},
+	)
+	return t, nil
+}
+
 // legs drops zero entries and sorts the rest by account, the order in which
 // reads return them.
 func legs(es ...Entry) []Entry {
@@ -274,7 +345,7 @@ func (t Transaction) check() error {
 		return bad("currency %q", t.Currency)
 	case !t.Type.valid():
 		return bad("type %q", t.Type)
-	case t.SourceType != SourceTypePayment && t.SourceType != SourceTypeRefund:
+	case t.SourceType != SourceTypePayment && t.SourceType != SourceTypeRefund && t.SourceType != SourceTypeDispute:
 		return bad("source type %q", t.SourceType)
 	case t.Amount == 0:
 		return bad("zero amount")
@@ -296,6 +367,14 @@ func (t Transaction) check() error {
 	case TypeRefund:
 		if t.SourceType != SourceTypeRefund || t.Amount > 0 || t.Fee != 0 || t.PaymentID == uuid.Nil {
 			return bad("refund must have a refund source, a payment_id, a negative amount and no fee")
+		}
+	case TypeDispute:
+		if t.SourceType != SourceTypeDispute || t.Amount > 0 || t.PaymentID == uuid.Nil {
+			return bad("dispute must have a dispute source, a payment_id and a negative amount")
+		}
+	case TypeDisputeReversal:
+		if t.SourceType != SourceTypeDispute || t.Amount < 0 || t.Fee != 0 || t.PaymentID == uuid.Nil {
+			return bad("dispute_reversal must have a dispute source, a payment_id, a positive amount and no fee")
 		}
 	}
 	if len(t.Entries) < 2 || len(t.Entries) > len(accountsAll) {

@@ -244,8 +244,11 @@ func duplicateError(txs []Transaction, dups []uuid.UUID) error {
 		}
 	}
 	prefix := ids.PrefixPayment
-	if firstTx.SourceType == SourceTypeRefund {
+	switch firstTx.SourceType {
+	case SourceTypeRefund:
 		prefix = ids.PrefixRefund
+	case SourceTypeDispute:
+		prefix = ids.PrefixDispute
 	}
 	e := errcode.New(errcode.KindConflict, CodeDuplicateSource, "%s %s is already booked as a %s",
 		firstTx.SourceType, ids.Format(prefix, firstTx.SourceID), firstTx.Type)

@@ -129,6 +129,9 @@ type Payment struct {
 	// RiskRule is the location risk rule that matched the payment, if
 	// any: it was blocked (failure code risk_blocked) or sent to review.
 	RiskRule *uuid.UUID
+	// Disputed is set once a dispute of the payment was opened; refunds
+	// of it are refused from then on.
+	Disputed bool
 }
 
 // PublicID is the payment's API identifier ("pay_...").
@@ -171,6 +174,7 @@ type View struct {
 	Created          int64             `json:"created" doc:"Creation time, Unix seconds." example:"1764090000"`
 	Livemode         bool              `json:"livemode" doc:"Whether the payment moved real money."`
 	Risk             RiskView          `json:"risk" doc:"What the tenant's location risk rules decided."`
+	Disputed         bool              `json:"disputed" doc:"Whether the customer's bank opened a dispute (chargeback) of the payment; see GET /v1/disputes?payment=. A disputed payment cannot be refunded." example:"false"`
 }
 
 // RiskView is the verdict of a payment's location risk rules.
@@ -200,7 +204,7 @@ func (p Payment) ToView() View {
 		Status: string(p.Status), CaptureMethod: p.CaptureMethod, PaymentMethod: p.PaymentMethod,
 		Description: p.Description, Customer: p.Customer, Metadata: p.Metadata, Fee: p.Fee,
 		FailureCode: p.FailureCode, FailureMessage: p.FailureMessage, DeclineCode: p.DeclineCode,
-		Processor: p.Processor, Version: p.Version, Created: p.CreatedAt.Unix(),
+		Processor: p.Processor, Version: p.Version, Created: p.CreatedAt.Unix(), Disputed: p.Disputed,
 	}
 	if v.Metadata == nil {
 		v.Metadata = map[string]string{}

@@ -34,7 +34,7 @@ func refundEvent(t events.Type, r Refund, now time.Time) events.Event {
 // can never together exceed what was captured: of two that would, one
 // answers amount_exceeds_refundable.
 //
-// Errors: resource_missing, payment_invalid_state (409),
+// Errors: resource_missing, payment_invalid_state (409), charge_disputed (409),
 // amount_exceeds_refundable (400), parameter_invalid, processor_unavailable.
 func (s *Service) CreateRefund(ctx context.Context, tenantID uuid.UUID, p CreateRefundParams) (Refund, error) {
 	if p.Amount < 0 {
@@ -74,6 +74,11 @@ func (s *Service) CreateRefund(ctx context.Context, tenantID uuid.UUID, p Create
 		}
 		if pay.Status != StatusSucceeded {
 			return invalidState(pay, "refunds")
+		}
+		if pay.Disputed {
+			e := errcode.New(errcode.KindConflict, CodeChargeDisputed, "this payment is disputed: it cannot be refunded; respond to the dispute instead (GET /v1/disputes?payment=%s)", pay.PublicID())
+			e.Payment = pay.PublicID()
+			return e
 		}
 		amount := p.Amount
 		left := pay.Refundable()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/payments-api/payments/errcode"
 	"github.com/payments-api/payments/ids"
@@ -39,6 +40,9 @@ const (
 	// FieldFee: both say succeeded, and the processor's fee on the
 	// charge differs from the fee we booked.
 	FieldFee = "fee"
+	// FieldDisputeFunds: the processor withdrew or reinstated a dispute's
+	// funds that our ledger has not booked.
+	FieldDisputeFunds = "dispute_funds"
 )
 
 // ParseSince reads the start of a report: a date (YYYY-MM-DD, midnight
@@ -70,10 +74,10 @@ type ReportParams struct {
 
 // Difference is one disagreement between our record and the processor's.
 type Difference struct {
-	Object       string `json:"object" enum:"payment,refund" doc:"Which kind of object differs."`
+	Object       string `json:"object" enum:"payment,refund,dispute" doc:"Which kind of object differs."`
 	ID           string `json:"id" doc:"Our ID of the object." example:"pay_06h17frpsdzff29kp8gyg5mc4w"`
 	ProcessorRef string `json:"processor_ref,omitempty" doc:"The processor's ID of the object (a PaymentIntent or refund ID)." example:"pi_3PgafyB7WZ01zgkW0xQm9a1b"`
-	Field        string `json:"field" enum:"status,amount,amount_received,processor_object,fee" doc:"What differs." example:"status"`
+	Field        string `json:"field" enum:"status,amount,amount_received,processor_object,fee,dispute_funds" doc:"What differs." example:"status"`
 	Ours         string `json:"ours" doc:"Our value." example:"pending"`
 	Processor    string `json:"processor" doc:"The processor's value; missing when it does not know the object, unknown when we never learned its reference." example:"succeeded"`
 	// Repairable: our state may still move to the processor's (never
@@ -90,6 +94,7 @@ type Report struct {
 	Since     int64  `json:"since" doc:"Objects created at or after this time (Unix seconds) were compared." example:"1793491200"`
 	Payments  int    `json:"payments_compared" doc:"Payments compared."`
 	Refunds   int    `json:"refunds_compared" doc:"Refunds compared."`
+	Disputes  int    `json:"disputes_compared" doc:"Disputes compared."`
 	// Skipped counts objects that cannot be compared: made with another
 	// processor than their account's now (such as sandbox payments before
 	// Stripe was configured), on an account the tenant no longer has, and
@@ -129,6 +134,9 @@ func (s *Service) ReconciliationReport(ctx context.Context, tenantID uuid.UUID, 
 		return rep, err
 	}
 	if err := s.reportRefunds(ctx, sh, &procs, tenantID, p, &rep); err != nil {
+		return rep, err
+	}
+	if err := s.reportDisputes(ctx, sh, &procs, tenantID, p, &rep); err != nil {
 		return rep, err
 	}
 	return rep, nil
@@ -383,6 +391,103 @@ func (s *Service) reportRefunds(ctx context.Context, sh *sharding.Shard, procs *
 			if d.Repaired {
 				rep.Repaired++
 			}
+		}
+	}
+	return nil
+}
+
+// reportDisputes compares the tenant's disputes opened since p.Since with
+// the processor's (one RetrieveDispute each): status, amount, and funds the
+// processor moved that the ledger has not booked. A repair applies the
+// processor's dispute through ApplyDisputeUpdate, the path of webhooks:
+// forward by rank only, each movement of funds booked once. Disputes of a
+// processor that cannot be asked (the sandbox, which keeps no record) are
+// skipped.
+func (s *Service) reportDisputes(ctx context.Context, sh *sharding.Shard, procs *reportProcessors, tenantID uuid.UUID, p ReportParams, rep *Report) error {
+	rows, err := sh.Pool.Query(ctx, `SELECT `+disputeColumns+` FROM disputes WHERE tenant_id = $1 AND created_at >= $2 ORDER BY created_at, id LIMIT $3`,
+		tenantID, p.Since, p.Limit+1)
+	if err != nil {
+		return fmt.Errorf("list disputes to reconcile: %w", err)
+	}
+	ds, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Dispute, error) { return scanDispute(r) })
+	if err != nil {
+		return fmt.Errorf("list disputes to reconcile: %w", err)
+	}
+	if len(ds) > p.Limit {
+		ds, rep.Truncated = ds[:p.Limit], true
+	}
+	for _, d := range ds {
+		pay, err := getPayment(ctx, sh.Pool, d.TenantID, d.PaymentID)
+		if err != nil {
+			return fmt.Errorf("payment of dispute %s: %w", d.PublicID(), err)
+		}
+		proc, err := procs.of(ctx, pay)
+		if err != nil {
+			return err
+		}
+		dr, canAsk := proc.(processor.DisputeRetriever)
+		if !canAsk {
+			rep.Skipped++
+			continue
+		}
+		rep.Disputes++
+		cctx, cancel := context.WithTimeout(ctx, s.timeout)
+		theirs, err := dr.RetrieveDispute(cctx, d.ProcessorRef)
+		cancel()
+		if err != nil {
+			if err := askErr(err); err != nil {
+				return err
+			}
+			rep.add(Difference{Object: "dispute", ID: d.PublicID(), ProcessorRef: d.ProcessorRef, Field: FieldProcessorObject, Ours: string(d.Status), Processor: "missing"})
+			continue
+		}
+		if theirs.Amount != d.Amount {
+			rep.add(Difference{Object: "dispute", ID: d.PublicID(), ProcessorRef: d.ProcessorRef, Field: FieldAmount,
+				Ours: strconv.FormatInt(d.Amount, 10), Processor: strconv.FormatInt(theirs.Amount, 10)})
+		}
+		var found []Difference
+		if theirs.Status != d.Status {
+			found = append(found, Difference{Object: "dispute", ID: d.PublicID(), ProcessorRef: d.ProcessorRef, Field: FieldStatus,
+				Ours: string(d.Status), Processor: string(theirs.Status),
+				Repairable: !d.Status.Final() && disputeRank(theirs.Status) > disputeRank(d.Status)})
+		}
+		if theirs.Withdrawal != nil && !d.FundsWithdrawn {
+			found = append(found, Difference{Object: "dispute", ID: d.PublicID(), ProcessorRef: d.ProcessorRef, Field: FieldDisputeFunds,
+				Ours: "not_withdrawn", Processor: "withdrawn", Repairable: true})
+		}
+		if theirs.Reinstatement != nil && !d.FundsReinstated {
+			found = append(found, Difference{Object: "dispute", ID: d.PublicID(), ProcessorRef: d.ProcessorRef, Field: FieldDisputeFunds,
+				Ours: "not_reinstated", Processor: "reinstated", Repairable: true})
+		}
+		repairable := false
+		for _, f := range found {
+			repairable = repairable || f.Repairable
+		}
+		if p.Repair && repairable {
+			err := s.ApplyDisputeUpdate(ctx, processor.DisputeUpdate{
+				TenantID: ids.Format(ids.PrefixTenant, d.TenantID), PaymentID: ids.Format(ids.PrefixPayment, d.PaymentID), Dispute: theirs,
+			})
+			cur, gerr := getDispute(ctx, sh.Pool, d.TenantID, d.ID)
+			for i := range found {
+				f := &found[i]
+				if !f.Repairable || err != nil || gerr != nil {
+					continue
+				}
+				switch f.Processor {
+				case "withdrawn":
+					f.Repaired = cur.FundsWithdrawn
+				case "reinstated":
+					f.Repaired = cur.FundsReinstated
+				default:
+					f.Repaired = cur.Status == theirs.Status
+				}
+				if f.Repaired {
+					rep.Repaired++
+				}
+			}
+		}
+		for _, f := range found {
+			rep.add(f)
 		}
 	}
 	return nil

@@ -27,7 +27,7 @@ type Querier interface {
 const paymentColumns = `tenant_id, id, amount, currency, status, capture_method, payment_method, description, customer, metadata,
 	location_lat, location_lon, geohash, amount_capturable, amount_captured, amount_refunded, amount_refund_pending, fee,
 	processor, processor_ref, operation, operation_started_at, operation_amount, next_action, failure_code, failure_message,
-	decline_code, version, created_at, updated_at, processor_account, risk_rule`
+	decline_code, version, created_at, updated_at, processor_account, risk_rule, disputed`
 
 var paymentColumnCount = strings.Count(paymentColumns, ",") + 1
 
@@ -62,7 +62,7 @@ func paymentArgs(p *Payment) ([]any, error) {
 	return []any{p.TenantID, p.ID, p.Amount, p.Currency, string(p.Status), p.CaptureMethod, p.PaymentMethod, p.Description, p.Customer, meta,
 		lat, lon, gh, p.AmountCapturable, p.AmountCaptured, p.AmountRefunded, p.AmountRefundPending, p.Fee,
 		p.Processor, p.ProcessorRef, op, p.OperationStartedAt, p.OperationAmount, next, p.FailureCode, p.FailureMessage,
-		p.DeclineCode, p.Version, p.CreatedAt, p.UpdatedAt, account, p.RiskRule}, nil
+		p.DeclineCode, p.Version, p.CreatedAt, p.UpdatedAt, account, p.RiskRule, p.Disputed}, nil
 }
 
 // insertPayments writes payments with one multi-row statement, so that
@@ -255,7 +255,7 @@ func scanPayment(row pgx.Row) (Payment, error) {
 	err := row.Scan(&p.TenantID, &p.ID, &p.Amount, &p.Currency, &status, &p.CaptureMethod, &p.PaymentMethod, &p.Description, &p.Customer, &meta,
 		&lat, &lon, &gh, &p.AmountCapturable, &p.AmountCaptured, &p.AmountRefunded, &p.AmountRefundPending, &p.Fee,
 		&p.Processor, &p.ProcessorRef, &op, &p.OperationStartedAt, &p.OperationAmount, &next, &p.FailureCode, &p.FailureMessage,
-		&p.DeclineCode, &p.Version, &p.CreatedAt, &p.UpdatedAt, &account, &p.RiskRule)
+		&p.DeclineCode, &p.Version, &p.CreatedAt, &p.UpdatedAt, &account, &p.RiskRule, &p.Disputed)
 	if err != nil {
 		return p, err
 	}

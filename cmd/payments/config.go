@@ -37,9 +37,15 @@ type config struct {
 	LogLevel           string
 	SandboxLatency     time.Duration
 	SandboxSettleDelay time.Duration
-	ReconcileInterval  time.Duration
-	ReconcileAge       time.Duration
-	ProcessorTimeout   time.Duration
+	// SandboxDisputeDelay is how long after its capture a
+	// pm_card_createDispute payment is disputed, and how long after
+	// evidence a sandbox dispute closes; SandboxDisputeFee is the dispute
+	// fee withdrawn with its funds, in minor units.
+	SandboxDisputeDelay time.Duration
+	SandboxDisputeFee   int64
+	ReconcileInterval   time.Duration
+	ReconcileAge        time.Duration
+	ProcessorTimeout    time.Duration
 	// IdempotencyLease is how long a request's claim of its key blocks a
 	// retry: longer than the request may run.
 	IdempotencyLease time.Duration
@@ -207,6 +213,15 @@ func loadConfig(getenv func(string) string, needAdmin bool) (config, error) {
 		return c, err
 	}
 	c.SandboxSettleDelay = time.Duration(secs) * time.Second
+	if ms, err = intFrom(e, "PAYMENTS_SANDBOX_DISPUTE_DELAY_MS", 5000, 0, 3_600_000); err != nil {
+		return c, err
+	}
+	c.SandboxDisputeDelay = time.Duration(ms) * time.Millisecond
+	fee, err := intFrom(e, "PAYMENTS_SANDBOX_DISPUTE_FEE", 1500, 0, 100_000)
+	if err != nil {
+		return c, err
+	}
+	c.SandboxDisputeFee = int64(fee)
 	if secs, err = intFrom(e, "PAYMENTS_RECONCILE_INTERVAL_SECONDS", 10, 1, 3600); err != nil {
 		return c, err
 	}

@@ -368,7 +368,10 @@ func openCore(ctx context.Context, c config, reg *prometheus.Registry, log *slog
 	k.cache = readcache.New(rdb, c.RedisPrefix, reg, log).WithFence(fence)
 	k.geo = geo.NewIndex(rdb, c.RedisPrefix, reg, log, nil)
 	closers = append(closers, k.geo.Close)
-	k.procs, err = newProcessors(c, k.router, reg, log, func(ctx context.Context, u processor.Update) error { return k.payments.ApplyUpdate(ctx, u) })
+	k.procs, err = newProcessors(c, k.router, reg, log, func(ctx context.Context, u processor.Update) error { return k.payments.ApplyUpdate(ctx, u) },
+		func(ctx context.Context, u processor.DisputeUpdate) error {
+			return k.payments.ApplyDisputeUpdate(ctx, u)
+		})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -178,8 +178,8 @@ func (p *processors) describe(c config) []any {
 }
 
 // newProcessors builds the processors. update receives the sandbox's
-// asynchronous outcomes.
-func newProcessors(c config, router *sharding.Router, reg prometheus.Registerer, log *slog.Logger, update processor.UpdateHandler) (*processors, error) {
+// asynchronous outcomes, dispute its disputes (nil: none are opened).
+func newProcessors(c config, router *sharding.Router, reg prometheus.Registerer, log *slog.Logger, update processor.UpdateHandler, dispute processor.DisputeHandler) (*processors, error) {
 	p := &processors{close: func() {}}
 	metrics := stripe.NewMetrics(reg)
 	if c.Stripe.SecretKey != "" {
@@ -191,6 +191,7 @@ func newProcessors(c config, router *sharding.Router, reg prometheus.Registerer,
 	} else {
 		o := sandbox.DefaultOptions()
 		o.Latency, o.SettleDelay, o.Logger, o.UpdateHandler = c.SandboxLatency, c.SandboxSettleDelay, log, update
+		o.DisputeDelay, o.DisputeFee, o.DisputeHandler = c.SandboxDisputeDelay, c.SandboxDisputeFee, dispute
 		if c.Stripe.EncryptionKey != nil {
 			o.ActionKey = sandboxActionKey(c.Stripe.EncryptionKey)
 		} else {
@@ -256,7 +257,7 @@ func reconcileCmd(ctx context.Context, args []string, getenv func(string) string
 	}
 	router := sharding.NewRouter(m)
 	var svc *payments.Service
-	procs, err := newProcessors(c, router, nil, log, func(ctx context.Context, u processor.Update) error { return svc.ApplyUpdate(ctx, u) })
+	procs, err := newProcessors(c, router, nil, log, func(ctx context.Context, u processor.Update) error { return svc.ApplyUpdate(ctx, u) }, nil)
 	if err != nil {
 		return err
 	}

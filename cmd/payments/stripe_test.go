@@ -225,7 +225,7 @@ func TestReconcileCommand(t *testing.T) {
 	}
 	defer m.Close()
 	router := sharding.NewRouter(m)
-	procs, err := newProcessors(c, router, nil, nil, nil)
+	procs, err := newProcessors(c, router, nil, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

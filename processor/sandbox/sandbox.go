@@ -58,6 +58,11 @@ const (
 	// PaymentMethodProcessing settles asynchronously: the charge stays
 	// processor.StatusPending for Options.SettleDelay, then is approved.
 	PaymentMethodProcessing = "pm_card_processing"
+	// PaymentMethodCreateDispute is approved, and Options.DisputeDelay
+	// after the capture the customer disputes it: a dispute opens
+	// (needs_response) with its funds withdrawn, through the
+	// DisputeHandler. See disputes.go.
+	PaymentMethodCreateDispute = "pm_card_createDispute"
 )
 
 // ActionPathPrefix starts the RedirectURL of a charge that requires 3-D
@@ -103,6 +108,8 @@ type paymentMethodInfo struct {
 	requiresAction bool
 	// settles: the charge is pending until Options.SettleDelay has passed.
 	settles bool
+	// disputes: the captured charge is disputed after Options.DisputeDelay.
+	disputes bool
 }
 
 // approves reports whether the token's charges are approved, at once or in
@@ -123,6 +130,7 @@ var paymentMethods = [...]paymentMethodInfo{
 		failureMessage: "Your card was declined."},
 	{token: PaymentMethodThreeDSecure, requiresAction: true},
 	{token: PaymentMethodProcessing, settles: true},
+	{token: PaymentMethodCreateDispute, disputes: true},
 }
 
 // Options configures a Sandbox. Start from DefaultOptions: in the zero value
@@ -153,15 +161,27 @@ type Options struct {
 	// process serving one deployment needs the same key, of at least
 	// ActionKeyBytesMin bytes; nil means a random key of this Sandbox alone.
 	ActionKey []byte
+	// DisputeDelay is how long after its capture a PaymentMethodCreateDispute
+	// charge is disputed, and how long after evidence the dispute closes
+	// (see SubmitDisputeEvidence).
+	DisputeDelay time.Duration
+	// DisputeFee is the dispute fee withdrawn with a dispute's funds, in
+	// minor units of the charge's currency.
+	DisputeFee int64
+	// DisputeHandler receives the sandbox's disputes as they open and
+	// close. Nil means no dispute is ever opened.
+	DisputeHandler processor.DisputeHandler
 }
 
 // DefaultOptions returns Stripe's standard fee (2.9% + 30) and a settlement
 // delay of ten seconds, without latency.
 func DefaultOptions() Options {
 	return Options{
-		SettleDelay: 10 * time.Second,
-		FeeBps:      290,
-		FeeFixed:    30,
+		SettleDelay:  10 * time.Second,
+		FeeBps:       290,
+		FeeFixed:     30,
+		DisputeDelay: DisputeDelayDefault,
+		DisputeFee:   DisputeFeeDefault,
 	}
 }
 
@@ -185,6 +205,8 @@ type Sandbox struct {
 	mu      sync.Mutex
 	closed  bool
 	pending map[string]*settlement // by the pending charge's Ref
+	// disputeTimers are the scheduled dispute notifications, by key.
+	disputeTimers map[string]*time.Timer
 }
 
 // settlement is a scheduled delivery of a pending charge's outcome.
@@ -206,6 +228,10 @@ func New(opts Options) (*Sandbox, error) {
 		return nil, fmt.Errorf("sandbox fee of %d bps: must be between 0 and %d", opts.FeeBps, money.BpsMax)
 	case opts.FeeFixed < 0 || opts.FeeFixed > money.AmountMax:
 		return nil, fmt.Errorf("sandbox fixed fee %d: must be between 0 and %d", opts.FeeFixed, money.AmountMax)
+	case opts.DisputeDelay < 0 || opts.DisputeDelay > SettleDelayMax:
+		return nil, fmt.Errorf("sandbox dispute delay %v: must be between 0 and %v", opts.DisputeDelay, SettleDelayMax)
+	case opts.DisputeFee < 0 || opts.DisputeFee > money.AmountMax:
+		return nil, fmt.Errorf("sandbox dispute fee %d: must be between 0 and %d", opts.DisputeFee, money.AmountMax)
 	case opts.ActionKey != nil && len(opts.ActionKey) < ActionKeyBytesMin:
 		return nil, fmt.Errorf("sandbox action key of %d bytes: must be at least %d", len(opts.ActionKey), ActionKeyBytesMin)
 	}
@@ -217,11 +243,13 @@ func New(opts Options) (*Sandbox, error) {
 		}
 	}
 	s := &Sandbox{
-		opts:      opts,
-		logger:    opts.Logger,
-		now:       opts.Clock,
-		pending:   make(map[string]*settlement),
-		actionKey: bytes.Clone(actionKey),
+		opts:    opts,
+		logger:  opts.Logger,
+		now:     opts.Clock,
+		pending: make(map[string]*settlement),
+
+		disputeTimers: make(map[string]*time.Timer),
+		actionKey:     bytes.Clone(actionKey),
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
@@ -296,6 +324,9 @@ func (s *Sandbox) Authorize(ctx context.Context, req processor.AuthorizeRequest)
 	if st.status == processor.StatusPending {
 		s.schedule(c.Ref, st)
 	}
+	if st.status == processor.StatusSucceeded && m.disputes {
+		s.scheduleDispute(c.Ref, st)
+	}
 	return c, nil
 }
 
@@ -325,7 +356,11 @@ func (s *Sandbox) Capture(ctx context.Context, req processor.CaptureRequest) (pr
 	st.status = processor.StatusSucceeded
 	st.captured = amount
 	st.fee = s.fee(amount)
-	return s.view(st), nil
+	c := s.view(st)
+	if paymentMethods[st.method].disputes {
+		s.scheduleDispute(c.Ref, st)
+	}
+	return c, nil
 }
 
 // Cancel implements processor.Processor. Canceling a canceled charge
@@ -476,6 +511,10 @@ func (s *Sandbox) Close() error {
 	for ref, p := range s.pending {
 		p.timer.Stop()
 		delete(s.pending, ref)
+	}
+	for k, t := range s.disputeTimers {
+		t.Stop()
+		delete(s.disputeTimers, k)
 	}
 	s.mu.Unlock()
 	s.cancelUpdate()

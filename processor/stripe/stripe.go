@@ -12,6 +12,7 @@ import (
 	"time"
 
 	gostripe "github.com/stripe/stripe-go/v76"
+	"github.com/stripe/stripe-go/v76/dispute"
 	"github.com/stripe/stripe-go/v76/paymentintent"
 	"github.com/stripe/stripe-go/v76/refund"
 
@@ -123,9 +124,11 @@ var sharedTransport = func() http.RoundTripper {
 type Adapter struct {
 	intents paymentintent.Client
 	refunds refund.Client
-	breaker *breaker
-	metrics *Metrics
-	account string
+	// disputes answers and changes disputes (disputes.go).
+	disputes dispute.Client
+	breaker  *breaker
+	metrics  *Metrics
+	account  string
 }
 
 var (
@@ -195,9 +198,11 @@ func New(o Options) (*Adapter, error) {
 	return &Adapter{
 		intents: paymentintent.Client{B: backend, Key: o.SecretKey},
 		refunds: refund.Client{B: backend, Key: o.SecretKey},
-		breaker: newBreaker("stripe-"+o.Account, o.Account, o.AccountID, uint32(o.BreakerFailures), o.BreakerOpen, o.Metrics),
-		metrics: o.Metrics,
-		account: o.Account,
+
+		disputes: dispute.Client{B: backend, Key: o.SecretKey},
+		breaker:  newBreaker("stripe-"+o.Account, o.Account, o.AccountID, uint32(o.BreakerFailures), o.BreakerOpen, o.Metrics),
+		metrics:  o.Metrics,
+		account:  o.Account,
 	}, nil
 }
 

@@ -76,6 +76,8 @@ type Notification struct {
 	TenantID      string
 	Update        *processor.Update
 	RefundUpdates []processor.RefundUpdate
+	// DisputeUpdate is set by charge.dispute.* events (disputes.go).
+	DisputeUpdate *processor.DisputeUpdate
 }
 
 // ParseWebhook verifies the Stripe-Signature header over the raw payload
@@ -127,6 +129,13 @@ func ParseWebhook(payload []byte, header string, secrets []string) (Notification
 			return n, errors.New("the event's object is not a refund")
 		}
 		n.addRefund(&r, evt.ID)
+	case disputeEventType(n.Type):
+		var d gostripe.Dispute
+		if err := json.Unmarshal(evt.Data.Raw, &d); err != nil || d.ID == "" {
+			return n, errors.New("the event's object is not a dispute")
+		}
+		n.DisputeUpdate = disputeUpdateOf(&evt, &d)
+		n.TenantID = n.DisputeUpdate.TenantID
 	case n.Type == EventChargeRefunded:
 		var ch gostripe.Charge
 		if err := json.Unmarshal(evt.Data.Raw, &ch); err != nil || ch.ID == "" {

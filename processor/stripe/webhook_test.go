@@ -149,6 +149,7 @@ func FuzzParseWebhook(f *testing.F) {
 	f.Add([]byte(`{"id":"evt_1","object":"event","type":"payment_intent.succeeded","data":{"object":{"id":"pi_1","status":"succeeded","metadata":{"tenant_id":"ten_1","payment_id":"pay_1"}}}}`), "t=1,v1=00", true)
 	f.Add([]byte(`{"id":"evt_2","type":"charge.refunded","data":{"object":{"id":"ch_1","refunds":{"data":[null,{"id":"re_1"}]}}}}`), "", true)
 	f.Add([]byte(`{"data":null}`), "t=,v1=,v1=zz", false)
+	f.Add([]byte(`{"id":"evt_3","type":"charge.dispute.funds_reinstated","created":1,"data":{"object":{"id":"du_1","amount":2000,"currency":"usd","status":"won","payment_intent":"pi_1","balance_transactions":[null,{"id":"txn_1","amount":-2000,"fee":1500,"currency":"usd"},{"id":"txn_2","amount":2000,"currency":"eur"}]}}}`), "", true)
 	f.Fuzz(func(t *testing.T, payload []byte, header string, signIt bool) {
 		if signIt {
 			header = sign(payload, secretTest, time.Now())

@@ -104,6 +104,8 @@ type Double struct {
 	feeBps, feeFix int64
 	// btPending: succeeded charges have no balance transaction yet.
 	btPending bool
+	// disputes are the double's disputes, by ID (disputes.go).
+	disputes map[string]*dispute
 }
 
 type storedAnswer struct {
@@ -481,6 +483,8 @@ func operation(r *http.Request) (op, id string) {
 		return OpRefund, ""
 	case len(parts) == 3 && parts[1] == "refunds" && r.Method == http.MethodGet:
 		return OpRetrieveRefund, parts[2]
+	case len(parts) >= 3 && parts[1] == "disputes":
+		return disputeOperation(r, parts)
 	}
 	return "", ""
 }
@@ -614,6 +618,8 @@ func (d *Double) run(r *http.Request, op, id string) (int, any) {
 			"This PaymentIntent could not be "+action+" because it has a status of "+pi.status+".", d.render(pi, false))
 	}
 	switch op {
+	case OpUpdateDispute, OpCloseDispute, OpRetrieveDispute:
+		return d.runDispute(r, op, id)
 	case OpCreate:
 		return d.create(r)
 	case OpRetrieve:

@@ -165,13 +165,13 @@ export interface paths {
         };
         /**
          * Reconcile a tenant with its processor
-         * @description Compares the tenant's payments and refunds created since the given date with the processor's objects (a PaymentIntent or refund retrieved for each, by its processor reference) and lists every difference in status or amount, oldest object first, with whether it could be repaired. Changes nothing. At most 100 payments and 100 refunds per request (truncated says when more matched); `payments reconcile` compares up to 10,000. 503 processor_unavailable when the processor cannot be asked.
+         * @description Compares the tenant's payments and refunds created since the given date with the processor's objects (a PaymentIntent or refund retrieved for each, by its processor reference) and lists every difference in status or amount, oldest object first, with whether it could be repaired. Disputes opened since then are compared too (status, amount, and funds the processor withdrew or reinstated that the ledger has not booked); a repair applies them as their webhooks would. Changes nothing. At most 100 payments and 100 refunds per request (truncated says when more matched); `payments reconcile` compares up to 10,000. 503 processor_unavailable when the processor cannot be asked.
          */
         get: operations["admin-reconciliation-report"];
         put?: never;
         /**
          * Reconcile a tenant with its processor, repairing
-         * @description Compares the tenant's payments and refunds created since the given date with the processor's objects (a PaymentIntent or refund retrieved for each, by its processor reference) and lists every difference in status or amount, oldest object first, with whether it could be repaired. With repair true it applies the processor's state where ours may still move to it: a pending payment the processor settled, an operation a crash interrupted, a pending refund the processor finished; through the same state machine, ledger and events as webhooks. It never moves a payment backwards and never changes an amount; those differences stay listed.
+         * @description Compares the tenant's payments and refunds created since the given date with the processor's objects (a PaymentIntent or refund retrieved for each, by its processor reference) and lists every difference in status or amount, oldest object first, with whether it could be repaired. Disputes opened since then are compared too (status, amount, and funds the processor withdrew or reinstated that the ledger has not booked); a repair applies them as their webhooks would. With repair true it applies the processor's state where ours may still move to it: a pending payment the processor settled, an operation a crash interrupted, a pending refund the processor finished; through the same state machine, ledger and events as webhooks. It never moves a payment backwards and never changes an amount; those differences stay listed.
          */
         post: operations["admin-reconciliation-repair"];
         delete?: never;
@@ -262,6 +262,70 @@ export interface paths {
         get: operations["get-balance-transaction-proof"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/disputes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List disputes
+         * @description Lists disputes newest first, with cursor pagination and filters by payment, status and opening time.
+         */
+        get: operations["list-disputes"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/disputes/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Retrieve a dispute
+         * @description Answers a dispute (chargeback) of one of your payments: its amount, reason, status, evidence due date, the evidence submitted, and whether its funds were withdrawn or reinstated. Disputes open from the processor (Stripe's charge.dispute.* webhooks; in the sandbox, a payment with pm_card_createDispute). Another tenant's dispute answers 404.
+         */
+        get: operations["get-dispute"];
+        put?: never;
+        /**
+         * Submit evidence for a dispute
+         * @description Sends the text evidence to the processor and submits it (Stripe: update dispute with submit=true); the dispute goes under_review, and the issuer decides. Evidence is submitted once: a second submission answers 409 dispute_evidence_submitted, a won or lost dispute 409 dispute_closed. A field that is unknown or too long answers 400 parameter_invalid with its param (evidence.<field>). In the sandbox, text containing winning_evidence wins the dispute a few seconds later (the amount comes back, the fee does not), losing_evidence loses it. 503 processor_unavailable: retry with the same Idempotency-Key.
+         */
+        post: operations["submit-dispute-evidence"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/disputes/{id}/close": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Accept a dispute
+         * @description Accepts the dispute instead of answering it (Stripe: close dispute): it is lost, and the withdrawn amount and fee stay withdrawn. A dispute that is won or lost already answers 409 dispute_closed.
+         */
+        post: operations["close-dispute"];
         delete?: never;
         options?: never;
         head?: never;
@@ -599,7 +663,7 @@ export interface paths {
         put?: never;
         /**
          * Receive a Stripe event (platform account)
-         * @description Point the platform Stripe account's webhook endpoint here. The Stripe-Signature header is verified over the raw body with STRIPE_WEBHOOK_SECRET (300 s tolerance; during a rotation any v1 signature made with any configured secret is accepted); a missing, forged or stale signature answers 400 stripe_signature_invalid and changes nothing. payment_intent.succeeded, .payment_failed, .canceled, .processing, .requires_action and .amount_capturable_updated move the payment named by the PaymentIntent's metadata, charge.refunded, charge.refund.updated and refund.updated move our refunds, through the same state machine, ledger and events as API calls. Each event ID takes effect once however often it arrives, and an older event never moves a payment backwards. Other event types, and objects that are not ours, answer 200 and change nothing. 503 asks Stripe to deliver the event again later (an operation on the payment was in flight).
+         * @description Point the platform Stripe account's webhook endpoint here. The Stripe-Signature header is verified over the raw body with STRIPE_WEBHOOK_SECRET (300 s tolerance; during a rotation any v1 signature made with any configured secret is accepted); a missing, forged or stale signature answers 400 stripe_signature_invalid and changes nothing. payment_intent.succeeded, .payment_failed, .canceled, .processing, .requires_action and .amount_capturable_updated move the payment named by the PaymentIntent's metadata, charge.refunded, charge.refund.updated and refund.updated move our refunds, charge.dispute.created, .updated, .closed, .funds_withdrawn and .funds_reinstated open and move disputes (the disputed PaymentIntent names the payment), through the same state machine, ledger and events as API calls. Each event ID takes effect once however often it arrives, and an older event never moves a payment backwards. Other event types, and objects that are not ours, answer 200 and change nothing. 503 asks Stripe to deliver the event again later (an operation on the payment was in flight).
          */
         post: operations["stripe-webhook"];
         delete?: never;
@@ -882,16 +946,16 @@ export interface components {
             /** @enum {string} */
             object: "balance_transaction";
             /**
-             * @description The payment or refund that caused the movement.
+             * @description The payment, refund or dispute that caused the movement.
              * @example pay_06h17frpsdzff29kp8gyg5mc4w
              */
             source: string;
             /**
-             * @description What moved the balance.
+             * @description What moved the balance: dispute is a dispute's withdrawal with its fee, dispute_reversal the amount of a won dispute coming back.
              * @example charge
              * @enum {string}
              */
-            type: "charge" | "refund" | "adjustment";
+            type: "charge" | "refund" | "adjustment" | "dispute" | "dispute_reversal";
         };
         BalanceTransactionList: {
             data: components["schemas"]["BalanceTransaction"][];
@@ -1074,7 +1138,7 @@ export interface components {
              * @example status
              * @enum {string}
              */
-            field: "status" | "amount" | "amount_received" | "processor_object" | "fee";
+            field: "status" | "amount" | "amount_received" | "processor_object" | "fee" | "dispute_funds";
             /**
              * @description Our ID of the object.
              * @example pay_06h17frpsdzff29kp8gyg5mc4w
@@ -1084,7 +1148,7 @@ export interface components {
              * @description Which kind of object differs.
              * @enum {string}
              */
-            object: "payment" | "refund";
+            object: "payment" | "refund" | "dispute";
             /**
              * @description Our value.
              * @example pending
@@ -1104,6 +1168,124 @@ export interface components {
             repairable: boolean;
             /** @description Whether this report's repair applied it. */
             repaired: boolean;
+        };
+        Dispute: {
+            /**
+             * Format: int64
+             * @description Disputed amount in the currency's minor unit.
+             * @example 2000
+             */
+            amount: number;
+            /**
+             * Format: int64
+             * @description Amount that came back, minor units.
+             * @example 0
+             */
+            amount_reinstated: number;
+            /**
+             * Format: int64
+             * @description Disputed amount withdrawn from the balance, minor units.
+             * @example 2000
+             */
+            amount_withdrawn: number;
+            /**
+             * Format: int64
+             * @description Creation time, Unix seconds.
+             * @example 1764090000
+             */
+            created: number;
+            /**
+             * @description Three-letter ISO 4217 code, lowercase.
+             * @example usd
+             */
+            currency: string;
+            /**
+             * @description The text evidence submitted, by field.
+             * @example {
+             *       "product_description": "Blue T-shirt, size M"
+             *     }
+             */
+            evidence: {
+                [key: string]: string;
+            };
+            /**
+             * Format: int64
+             * @description When evidence must be submitted, Unix seconds; null when none is due.
+             * @example 1764694800
+             */
+            evidence_due_by: number | null;
+            /**
+             * @description Whether evidence was submitted; it cannot change afterwards.
+             * @example false
+             */
+            evidence_submitted: boolean;
+            /**
+             * Format: int64
+             * @description The processor's dispute fee withdrawn with it, minor units.
+             * @example 1500
+             */
+            fee: number;
+            /**
+             * @description Whether the disputed amount came back (a won dispute); the fee does not.
+             * @example false
+             */
+            funds_reinstated: boolean;
+            /**
+             * @description Whether the disputed amount and the dispute fee left the balance.
+             * @example true
+             */
+            funds_withdrawn: boolean;
+            /**
+             * @description Unique identifier, prefixed dp_.
+             * @example dp_06h17frpsdzff29kp8gyg5mc4w
+             */
+            id: string;
+            /** @description Whether the dispute is about real money. */
+            livemode: boolean;
+            /**
+             * @description Always dispute. (enum property replaced by openapi-typescript)
+             * @enum {string}
+             */
+            object: "dispute";
+            /**
+             * @description The disputed payment.
+             * @example pay_06h17frpsdzff29kp8gyg5mc4w
+             */
+            payment: string;
+            /**
+             * @description The processor's ID of the dispute.
+             * @example du_1PgafyB7WZ01zgkW3n2aTq9c
+             */
+            processor_dispute: string;
+            /**
+             * @description The issuer's reason, as the processor names it (fraudulent, product_not_received, duplicate, general, ...).
+             * @example fraudulent
+             */
+            reason: string;
+            /**
+             * @description The dispute's state: an inquiry (warning_needs_response), waiting for evidence (needs_response), evidence submitted (under_review), or closed (won, lost).
+             * @example needs_response
+             * @enum {string}
+             */
+            status: "warning_needs_response" | "needs_response" | "under_review" | "won" | "lost";
+            /**
+             * Format: int64
+             * @description Time of the last change, Unix seconds.
+             * @example 1764090000
+             */
+            updated: number;
+            /**
+             * Format: int64
+             * @description Increases with every change; events carry it.
+             * @example 2
+             */
+            version: number;
+        };
+        DisputeList: {
+            data: components["schemas"]["Dispute"][];
+            has_more: boolean;
+            /** @enum {string} */
+            object: "list";
         };
         Error: {
             /**
@@ -1193,11 +1375,11 @@ export interface components {
              * @example payment.succeeded
              * @enum {string}
              */
-            type: "payment.created" | "payment.requires_action" | "payment.requires_capture" | "payment.succeeded" | "payment.failed" | "payment.canceled" | "payment.captured" | "refund.created" | "refund.succeeded" | "refund.failed" | "refund.canceled" | "webhook_endpoint.disabled" | "payment.review_opened";
+            type: "payment.created" | "payment.requires_action" | "payment.requires_capture" | "payment.succeeded" | "payment.failed" | "payment.canceled" | "payment.captured" | "refund.created" | "refund.succeeded" | "refund.failed" | "refund.canceled" | "webhook_endpoint.disabled" | "payment.review_opened" | "dispute.created" | "dispute.updated" | "dispute.closed" | "dispute.funds_withdrawn" | "dispute.funds_reinstated";
         };
         EventData: {
-            /** @description The object after the change (a payment, a refund or a webhook endpoint), as the API answers it. */
-            object: components["schemas"]["Payment"] | components["schemas"]["Refund"] | components["schemas"]["WebhookEndpoint"];
+            /** @description The object after the change (a payment, a refund, a dispute or a webhook endpoint), as the API answers it. */
+            object: components["schemas"]["Payment"] | components["schemas"]["Refund"] | components["schemas"]["WebhookEndpoint"] | components["schemas"]["Dispute"];
         };
         EventList: {
             data: components["schemas"]["Event"][];
@@ -1285,6 +1467,11 @@ export interface components {
              * @example Order 1234
              */
             description: string | null;
+            /**
+             * @description Whether the customer's bank opened a dispute (chargeback) of the payment; see GET /v1/disputes?payment=. A disputed payment cannot be refunded.
+             * @example false
+             */
+            disputed: boolean;
             /**
              * Format: double
              * @description Great-circle distance from the searched point, in metres.
@@ -1448,6 +1635,11 @@ export interface components {
              * @example Order 1234
              */
             description: string | null;
+            /**
+             * @description Whether the customer's bank opened a dispute (chargeback) of the payment; see GET /v1/disputes?payment=. A disputed payment cannot be refunded.
+             * @example false
+             */
+            disputed: boolean;
             /**
              * @description Why the payment failed, such as card_declined.
              * @example card_declined
@@ -1714,6 +1906,11 @@ export interface components {
         Report: {
             /** @description Every difference found, oldest object first. */
             differences: components["schemas"]["Difference"][];
+            /**
+             * Format: int64
+             * @description Disputes compared.
+             */
+            disputes_compared: number;
             /**
              * Format: int64
              * @description Payments compared.
@@ -2014,6 +2211,74 @@ export interface components {
              * @example true
              */
             received: boolean;
+        };
+        SubmitEvidenceRequest: {
+            /** @description The text evidence, at least one field; at most 50,000 characters in all. */
+            evidence: {
+                /** @description Server or activity logs showing that the customer used the product: IP addresses, times, activity. */
+                access_activity_log?: string;
+                /** @description The billing address the customer gave. */
+                billing_address?: string;
+                /** @description How and when the customer was shown the cancellation policy. */
+                cancellation_policy_disclosure?: string;
+                /** @description Why the customer is not entitled to a refund for the cancellation. */
+                cancellation_rebuttal?: string;
+                /**
+                 * @description The customer's email address.
+                 * @example jane@example.com
+                 */
+                customer_email_address?: string;
+                /**
+                 * @description The customer's name.
+                 * @example Jane Doe
+                 */
+                customer_name?: string;
+                /**
+                 * @description The IP address the customer bought from.
+                 * @example 203.0.113.7
+                 */
+                customer_purchase_ip?: string;
+                /** @description Why two similar charges are not a duplicate. */
+                duplicate_charge_explanation?: string;
+                /** @description The processor's ID of the charge that looks like a duplicate. */
+                duplicate_charge_id?: string;
+                /**
+                 * @description What was sold.
+                 * @example Blue T-shirt, size M, shipped 2026-11-20
+                 */
+                product_description?: string;
+                /** @description How and when the customer was shown the refund policy. */
+                refund_policy_disclosure?: string;
+                /** @description Why the customer is not entitled to a refund. */
+                refund_refusal_explanation?: string;
+                /**
+                 * @description When the service was given.
+                 * @example 2026-11-20
+                 */
+                service_date?: string;
+                /** @description Where the product was shipped. */
+                shipping_address?: string;
+                /**
+                 * @description Who shipped it.
+                 * @example UPS
+                 */
+                shipping_carrier?: string;
+                /**
+                 * @description When it was shipped.
+                 * @example 2026-11-20
+                 */
+                shipping_date?: string;
+                /**
+                 * @description The carrier's tracking number.
+                 * @example 1Z999AA10123456784
+                 */
+                shipping_tracking_number?: string;
+                /**
+                 * @description Anything else; in the sandbox, winning_evidence here wins the dispute and losing_evidence loses it.
+                 * @example winning_evidence
+                 */
+                uncategorized_text?: string;
+            };
         };
         TenantCreated: {
             account: components["schemas"]["Account"];
@@ -4423,7 +4688,7 @@ export interface operations {
                 /** @description Cursor for the previous page: the ID of the first object of the current page. */
                 ending_before?: string;
                 /** @description Only movements of this type. */
-                type?: "charge" | "refund" | "adjustment";
+                type?: "charge" | "refund" | "adjustment" | "dispute" | "dispute_reversal";
                 /** @description Only movements of this payment (its charge and its refunds) or refund. */
                 source?: string;
             };
@@ -4771,6 +5036,897 @@ export interface operations {
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    "list-disputes": {
+        parameters: {
+            query?: {
+                /** @description How many objects to answer, 1 to 100. */
+                limit?: number;
+                /** @description Cursor for the next page: the ID of the last object of the current page. */
+                starting_after?: string;
+                /** @description Cursor for the previous page: the ID of the first object of the current page. */
+                ending_before?: string;
+                /** @description Only disputes of this payment. */
+                payment?: string;
+                /** @description Only disputes in this status. */
+                status?: "warning_needs_response" | "needs_response" | "under_review" | "won" | "lost";
+                /** @description Only disputes opened at or after this Unix time. */
+                "created[gte]"?: number;
+                /** @description Only disputes opened at or before this Unix time. */
+                "created[lte]"?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit": number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining": number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset": number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DisputeList"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Method Not Allowed */
+            405: {
+                headers: {
+                    /** @description The methods the path accepts. */
+                    Allow: string;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    "get-dispute": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The dispute's ID. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit": number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining": number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset": number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Dispute"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Method Not Allowed */
+            405: {
+                headers: {
+                    /** @description The methods the path accepts. */
+                    Allow: string;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    "submit-dispute-evidence": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same request answers the stored result (with Idempotent-Replayed: true) for at least 24 hours; with a different request it answers 400 (idempotency_error); while the first is still running, 409. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description The dispute's ID. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SubmitEvidenceRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit": number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining": number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset": number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Dispute"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Method Not Allowed */
+            405: {
+                headers: {
+                    /** @description The methods the path accepts. */
+                    Allow: string;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    "close-dispute": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same request answers the stored result (with Idempotent-Replayed: true) for at least 24 hours; with a different request it answers 400 (idempotency_error); while the first is still running, 409. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description The dispute's ID. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit": number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining": number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset": number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Dispute"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Method Not Allowed */
+            405: {
+                headers: {
+                    /** @description The methods the path accepts. */
+                    Allow: string;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The tenant's burst: requests allowed at once. */
                     "RateLimit-Limit"?: number;
                     /** @description Requests left in the current burst. */
