@@ -46,6 +46,13 @@ const (
 	// WebhookEndpointDisabled records that an endpoint was disabled because
 	// its deliveries failed for the whole retry span.
 	WebhookEndpointDisabled Type = "webhook_endpoint.disabled"
+	// Payouts: created (pending, its amount left the balance), paid (the
+	// funds reached the destination), failed and canceled (the amount
+	// returned to the balance).
+	PayoutCreated  Type = "payout.created"
+	PayoutPaid     Type = "payout.paid"
+	PayoutFailed   Type = "payout.failed"
+	PayoutCanceled Type = "payout.canceled"
 )
 
 // Types lists every event type, for validation and documentation.
@@ -53,6 +60,7 @@ var Types = []Type{
 	PaymentCreated, PaymentRequiresAction, PaymentRequiresCapture, PaymentSucceeded, PaymentFailed,
 	PaymentCanceled, PaymentCaptured, RefundCreated, RefundSucceeded, RefundFailed, RefundCanceled,
 	WebhookEndpointDisabled, PaymentReviewOpened,
+	PayoutCreated, PayoutPaid, PayoutFailed, PayoutCanceled,
 }
 
 // Known reports whether t is one of Types.

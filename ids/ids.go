@@ -26,6 +26,7 @@ const (
 	PrefixLedgerTx  = "ltx_"
 	PrefixSeal      = "seal_"
 	PrefixRiskRule  = "rr_"
+	PrefixPayout    = "po_"
 )
 
 var encoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
