@@ -21,6 +21,8 @@ CREATE TABLE payouts (
     transfer_ref    TEXT,
     processor_ref   TEXT,
     sending_since   TIMESTAMPTZ,
+    -- sent_at is when the processor accepted the payout.
+    sent_at         TIMESTAMPTZ,
     failure_code    TEXT,
     failure_message TEXT,
     version         INT         NOT NULL CHECK (version > 0),
@@ -32,7 +34,7 @@ CREATE TABLE payouts (
 );
 -- The payout driver's scan: open payouts by age, on every shard. Only
 -- payouts write it; the payment path never touches these pages.
-CREATE INDEX payouts_open ON payouts (updated_at) WHERE status IN ('pending', 'in_transit');
+CREATE INDEX payouts_open ON payouts (status, updated_at) WHERE status IN ('pending', 'in_transit');
 
 -- payout_accounts holds, per tenant, where its payouts go at the platform's
 -- Stripe account: the connected account (acct_...) that receives a
