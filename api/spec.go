@@ -31,6 +31,8 @@ var publicSchemaNames = map[string]string{
 	"LocationView":            "PaymentLocation",
 	"NextActionView":          "PaymentNextAction",
 	"RefundView":              "Refund",
+	"PayoutView":              "Payout",
+	"PayoutAccountView":       "PayoutAccount",
 	"EventView":               "Event",
 	"EventDataView":           "EventData",
 	"EndpointView":            "WebhookEndpoint",
@@ -137,9 +139,11 @@ func finishSpec(doc *huma.OpenAPI) {
 			Description: old.Description,
 			OneOf: []*huma.Schema{
 				{Ref: schemaPrefix + "Payment"}, {Ref: schemaPrefix + "Refund"}, {Ref: schemaPrefix + "WebhookEndpoint"},
+				{Ref: schemaPrefix + "Payout"},
 			},
 			Discriminator: &huma.Discriminator{PropertyName: "object", Mapping: map[string]string{
 				"payment": schemaPrefix + "Payment", "refund": schemaPrefix + "Refund", "webhook_endpoint": schemaPrefix + "WebhookEndpoint",
+				"payout": schemaPrefix + "Payout",
 			}},
 		}
 	}

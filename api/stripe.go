@@ -311,6 +311,11 @@ func (s *Server) stripeWebhook(ctx context.Context, secrets []string, tenant, si
 			return nil, err
 		}
 	}
+	if n.PayoutUpdate != nil {
+		if err := ignoreForeign(s.cfg.Payments.ApplyPayoutUpdate(ctx, *n.PayoutUpdate)); err != nil {
+			return nil, err
+		}
+	}
 	return out, nil
 }
 

@@ -375,8 +375,13 @@ func (s *Service) ApplyPayoutUpdate(ctx context.Context, u payout.Update) error 
 		if err != nil {
 			return err
 		}
-		if u.Destination != "" && (p.Destination == nil || *p.Destination != u.Destination) {
-			// Another account's notification about our payout ID: not ours.
+		dest := ""
+		if p.Destination != nil {
+			dest = *p.Destination
+		}
+		if u.Processor != p.Processor || u.Destination != dest {
+			// Another processor's or account's notification naming our
+			// payout ID: not about this payout.
 			return errcode.NotFound("payout", p.PublicID())
 		}
 		if p.Status == PayoutPending {

@@ -106,8 +106,10 @@ type Update struct {
 	TenantID string
 	// PayoutID is our payout's ID ("po_...").
 	PayoutID string
-	// Destination is the account the notification came from (the
-	// event's connected account), checked against the payout's.
+	// Processor names the adapter whose notification this is, and
+	// Destination the account it came from (the event's connected
+	// account); both are checked against the payout's.
+	Processor   string
 	Destination string
 	Result      Result
 	// EventID is the processor's ID of the notification; an update with

@@ -11,6 +11,7 @@ import (
 	"github.com/stripe/stripe-go/v76/webhook"
 
 	"github.com/payments-api/payments/processor"
+	"github.com/payments-api/payments/processor/payout"
 )
 
 // Webhook limits.
@@ -76,6 +77,9 @@ type Notification struct {
 	TenantID      string
 	Update        *processor.Update
 	RefundUpdates []processor.RefundUpdate
+	// PayoutUpdate is a payout's change on a connected account (see
+	// parsePayoutEvent).
+	PayoutUpdate *payout.Update
 }
 
 // ParseWebhook verifies the Stripe-Signature header over the raw payload
@@ -146,6 +150,10 @@ func ParseWebhook(payload []byte, header string, secrets []string) (Notification
 				// its own key.
 				n.addRefund(r, evt.ID+":"+r.ID)
 			}
+		}
+	case payoutEvents[n.Type]:
+		if err := n.parsePayoutEvent(&evt); err != nil {
+			return n, err
 		}
 	}
 	return n, nil
