@@ -31,6 +31,7 @@ func runWorkers(ctx context.Context, c config, m *sharding.Map, pays *payments.S
 	wg.Go(func() { hooks.Run(ctx) })
 	wg.Go(func() { cache.RunFence(ctx) })
 	wg.Go(func() { pays.RunReconciler(ctx, c.ReconcileInterval, c.ReconcileAge) })
+	wg.Go(func() { pays.RunPayoutDriver(ctx, c.Payouts.Interval, c.Payouts.Drive) })
 	wg.Go(func() { cache.RunRepair(ctx) })
 	// The retention purge of events and finished webhook deliveries; the
 	// configuration was validated by loadConfig.
