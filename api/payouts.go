@@ -25,13 +25,14 @@ type payoutOutput struct {
 	Body payments.PayoutView
 }
 
-type payoutPath struct {
+// PayoutPath names a payout in the path.
+type PayoutPath struct {
 	ID string `path:"id" maxLength:"64" doc:"The payout's ID." example:"po_06h17frpsdzff29kp8gyg5mc4w"`
 }
 
 type cancelPayoutInput struct {
 	IdempotencyHeader
-	payoutPath
+	PayoutPath
 }
 
 type listPayoutsInput struct {
@@ -108,7 +109,7 @@ func registerPayouts(api huma.API, s *Server) {
 		Summary:     "Retrieve a payout",
 		Description: "Answers a payout with its status. Another tenant's payout answers 404.",
 		Tags:        tags,
-	}, schemeSecretKey, http.StatusNotFound), handle(func(ctx context.Context, in *payoutPath) (*payoutOutput, error) {
+	}, schemeSecretKey, http.StatusNotFound), handle(func(ctx context.Context, in *PayoutPath) (*payoutOutput, error) {
 		id, err := objectID(ids.PrefixPayout, "payout", in.ID)
 		if err != nil {
 			return nil, err
