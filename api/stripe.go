@@ -128,7 +128,8 @@ func registerStripe(api huma.API, s *Server) {
 			"STRIPE_WEBHOOK_SECRET (300 s tolerance; during a rotation any v1 signature made with any configured secret is accepted); a missing, " +
 			"forged or stale signature answers 400 stripe_signature_invalid and changes nothing. payment_intent.succeeded, .payment_failed, " +
 			".canceled, .processing, .requires_action and .amount_capturable_updated move the payment named by the PaymentIntent's metadata, " +
-			"charge.refunded, charge.refund.updated and refund.updated move our refunds, through the same state machine, ledger and events as " +
+			"charge.refunded, charge.refund.updated and refund.updated move our refunds, and a connected account's payout.paid, .failed, .canceled " +
+			"and .updated (from the platform's Connect endpoint) move our payouts, through the same state machines, ledger and events as " +
 			"API calls. Each event ID takes effect once however often it arrives, and an older event never moves a payment backwards. Other " +
 			"event types, and objects that are not ours, answer 200 and change nothing. 503 asks Stripe to deliver the event again later " +
 			"(an operation on the payment was in flight).",

@@ -19,7 +19,7 @@ import (
 const PurgeInterval = 10 * time.Minute
 
 // runWorkers starts the background work of serve and worker: the
-// reconciler, the purge of idempotency keys older than their retention, the
+// reconciler, the payout driver, the purge of idempotency keys older than their retention, the
 // read cache's repair and fence, the ledger's closer, the webhook worker
 // and the retention purge of events and webhook deliveries. They stop when
 // ctx ends; Wait on the result.
