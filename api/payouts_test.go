@@ -353,6 +353,14 @@ func TestStripeConnectPayoutLifecycle(t *testing.T) {
 	if got["status"] != "failed" || got["failure_code"] != "account_closed" {
 		t.Fatalf("failed payout %v", got)
 	}
+	// The failed Payout left the funds on the connected account: its
+	// Transfer was reversed before the failure was booked.
+	if n, rev := h.d.TransfersFor(failedID); n != 1 || rev != 3_000 {
+		t.Fatalf("%d transfers, %d reversed; want the whole transfer back on the platform", n, rev)
+	}
+	if _, rev := h.d.TransfersFor(paidID); rev != 0 {
+		t.Fatalf("the paid payout's transfer was reversed (%d)", rev)
+	}
 	if bal := h.availableUSD(ten.Secret); bal != balance-5_000 {
 		t.Fatalf("balance %d, want %d: only the paid payout left it", bal, balance-5_000)
 	}

@@ -38,8 +38,10 @@ const (
 // payoutTransitions is the one table of a payout's allowed status changes;
 // a status absent as a key is final.
 var payoutTransitions = map[PayoutStatus][]PayoutStatus{
-	PayoutPending:   {PayoutInTransit, PayoutPaid, PayoutFailed, PayoutCanceled},
-	PayoutInTransit: {PayoutPaid, PayoutFailed},
+	PayoutPending: {PayoutInTransit, PayoutPaid, PayoutFailed, PayoutCanceled},
+	// A processor may cancel a payout it has not sent on (Stripe's
+	// pending payouts).
+	PayoutInTransit: {PayoutPaid, PayoutFailed, PayoutCanceled},
 }
 
 // PayoutStatuses lists every payout status.

@@ -370,6 +370,11 @@ func (s *Service) ApplyPayoutUpdate(ctx context.Context, u payout.Update) error 
 	if err != nil {
 		return err
 	}
+	if cur, err := getPayout(ctx, sh.Pool, tenantID, id); err == nil && cur.Processor == u.Processor && sameDestination(cur, u.Destination) {
+		if err := s.returnFunds(ctx, cur, u.Result); err != nil {
+			return err
+		}
+	}
 	return s.run(ctx, sh, tenantID, func(ctx context.Context, tx pgx.Tx) error {
 		p, err := getPayout(ctx, tx, tenantID, id)
 		if err != nil {
@@ -393,6 +398,39 @@ func (s *Service) ApplyPayoutUpdate(ctx context.Context, u payout.Update) error 
 		_, err = s.movePayout(ctx, tx, &p, u.Result)
 		return err
 	})
+}
+
+func sameDestination(p Payout, dest string) bool {
+	if p.Destination == nil {
+		return dest == ""
+	}
+	return *p.Destination == dest
+}
+
+// returnFunds brings a failed or canceled payout's funds back to the
+// platform before the failure is booked, for adapters that need it
+// (payout.Returner), outside any transaction. Its error answers 503, so
+// that the notification comes again (or the driver retrieves again).
+func (s *Service) returnFunds(ctx context.Context, p Payout, res payout.Result) error {
+	if p.Status != PayoutInTransit || (res.Status != payout.StatusFailed && res.Status != payout.StatusCanceled) || p.TransferRef == nil {
+		return nil
+	}
+	proc, err := s.payoutProcessor(p.Processor)
+	if err != nil {
+		return err
+	}
+	r, ok := proc.(payout.Returner)
+	if !ok {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
+	defer cancel()
+	if err := r.Return(cctx, s.payoutRequest(p)); err != nil {
+		e := errcode.New(errcode.KindUnavailable, CodeProcessorUnavailable, "the funds of payout %s could not be returned yet; deliver again later", p.PublicID())
+		e.Err = err
+		return e
+	}
+	return nil
 }
 
 // SetPayoutAccount sets the Stripe connected account (acct_...) the
@@ -639,6 +677,9 @@ func (s *Service) retrievePayout(ctx context.Context, sh *sharding.Shard, proc p
 	cancel()
 	if err != nil {
 		return fmt.Errorf("retrieve payout %s: %w", p.PublicID(), err)
+	}
+	if err := s.returnFunds(ctx, p, res); err != nil {
+		return err
 	}
 	return s.run(ctx, sh, tenantID, func(ctx context.Context, tx pgx.Tx) error {
 		cur, err := getPayout(ctx, tx, tenantID, id)

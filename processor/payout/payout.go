@@ -144,3 +144,14 @@ type Processor interface {
 	// notification is overdue.
 	Notifies() bool
 }
+
+// Returner is implemented by adapters whose failed or canceled payout
+// leaves the funds short of the platform: at Stripe they return to the
+// connected account's balance, not the platform's. Return brings them
+// back (idempotently, by req.IdempotencyKey) and is called before the
+// failure is booked, since the ledger then returns the amount to the
+// merchant's balance on the platform. An error wrapping
+// processor.ErrUnavailable means: try again later.
+type Returner interface {
+	Return(ctx context.Context, req Request) error
+}

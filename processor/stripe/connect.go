@@ -40,7 +40,10 @@ type ConnectPayouts struct {
 	payouts   stripepayout.Client
 }
 
-var _ payout.Processor = (*ConnectPayouts)(nil)
+var (
+	_ payout.Processor = (*ConnectPayouts)(nil)
+	_ payout.Returner  = (*ConnectPayouts)(nil)
+)
 
 // NewConnectPayouts returns the payout adapter of the platform account
 // whose key is o.SecretKey, with its own circuit breaker and the same
@@ -155,14 +158,7 @@ func (c *ConnectPayouts) Send(ctx context.Context, req payout.Request) (payout.R
 		}
 		// The funds sit on the connected account: bring them back before
 		// the payout is reported failed.
-		rp := &gostripe.TransferReversalParams{ID: gostripe.String(tr.ID)}
-		rp.AddMetadata(MetadataPayoutID, req.PayoutID)
-		rp.IdempotencyKey = gostripe.String(req.IdempotencyKey + ":transfer_reversal")
-		if rerr := c.a.do(ctx, "transfer_reversal", func(ctx context.Context) error {
-			rp.Context = ctx
-			_, e := c.reversals.New(rp)
-			return e
-		}); rerr != nil {
+		if rerr := c.reverse(ctx, req, tr.ID); rerr != nil {
 			return payout.Result{}, fmt.Errorf("stripe payout refused (%s) and its transfer %s not reversed yet: %w", r.FailureCode, tr.ID,
 				errors.Join(processor.ErrUnavailable, rerr))
 		}
@@ -172,6 +168,39 @@ func (c *ConnectPayouts) Send(ctx context.Context, req payout.Request) (payout.R
 	res := payoutResult(po)
 	res.TransferRef = tr.ID
 	return res, nil
+}
+
+// reverse reverses the payout's Transfer: the funds return from the
+// connected account to the platform.
+func (c *ConnectPayouts) reverse(ctx context.Context, req payout.Request, transferID string) error {
+	if err := checkRef(transferID); err != nil {
+		return err
+	}
+	rp := &gostripe.TransferReversalParams{ID: gostripe.String(transferID)}
+	rp.AddMetadata(MetadataPayoutID, req.PayoutID)
+	rp.IdempotencyKey = gostripe.String(req.IdempotencyKey + ":transfer_reversal")
+	return c.a.do(ctx, "transfer_reversal", func(ctx context.Context) error {
+		rp.Context = ctx
+		_, e := c.reversals.New(rp)
+		return e
+	})
+}
+
+// Return implements payout.Returner: a Payout that failed (or was
+// canceled) on the connected account left the funds there; the Transfer
+// is reversed, under the key po_...:transfer_reversal, so that they are
+// on the platform again, where the ledger returns them to the merchant's
+// balance. A Transfer already reversed answers as done.
+func (c *ConnectPayouts) Return(ctx context.Context, req payout.Request) error {
+	if err := requireKey("transfer_reversal", req.IdempotencyKey); err != nil {
+		return err
+	}
+	err := c.reverse(ctx, req, req.TransferRef)
+	if e := errcode.As(err); e != nil && !errors.Is(err, processor.ErrUnavailable) {
+		// Stripe refuses to reverse more than is left: reversed before.
+		return nil
+	}
+	return err
 }
 
 // Retrieve implements payout.Processor: the Payout on the connected
