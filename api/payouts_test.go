@@ -370,3 +370,43 @@ func TestStripeConnectPayoutLifecycle(t *testing.T) {
 	// A bad signature changes nothing.
 	expectProblem(t, h.webhook("/v1/stripe/webhooks", ev, "whsec_wrong_0123456789abcdef", time.Now()), http.StatusBadRequest, "stripe_signature_invalid")
 }
+
+// TestStripeConnectPayoutOverdue: when Stripe's webhook does not come, the
+// driver retrieves the payout once its notification is overdue, and a
+// failure found that way also brings the funds back first.
+func TestStripeConnectPayoutOverdue(t *testing.T) {
+	t.Parallel()
+	h, _ := newConnectHarness(t)
+	ten := h.createTenant("Connected, quiet webhooks", nil)
+	const acct = "acct_quiet000000000"
+	if r := h.pay(ten.Secret, visa(20_000)); r.Status != http.StatusCreated {
+		t.Fatalf("fund: %d %s", r.Status, r.Body)
+	}
+	balance := h.availableUSD(ten.Secret)
+	if r := h.do("POST", "/v1/admin/tenants/"+ten.ID+"/payout_account", adminToken, map[string]any{"stripe_account": acct}); r.Status != http.StatusOK {
+		t.Fatalf("set account: %d %s", r.Status, r.Body)
+	}
+	paidID := h.do("POST", "/v1/payouts", ten.Secret, map[string]any{"amount": 1_000, "currency": "usd"}).json(t)["id"].(string)
+	failedID := h.do("POST", "/v1/payouts", ten.Secret, map[string]any{"amount": 2_000, "currency": "usd"}).json(t)["id"].(string)
+	h.drivePayouts()
+	for id, status := range map[string]string{paidID: "paid", failedID: "failed"} {
+		sp, _ := h.d.PayoutFor(id)
+		h.d.FinishPayout(sp, status)
+	}
+	overdue := payments.PayoutDriveOptions{RetryAfter: time.Hour}
+	st, err := h.payments.DrivePayouts(context.Background(), overdue)
+	if err != nil || st.Retrieved != 2 || st.Errors != 0 {
+		t.Fatalf("overdue pass %+v %v", st, err)
+	}
+	for id, status := range map[string]string{paidID: "paid", failedID: "failed"} {
+		if got := h.do("GET", "/v1/payouts/"+id, ten.Secret, nil).json(t); got["status"] != status {
+			t.Fatalf("%s: %v, want %s", id, got, status)
+		}
+	}
+	if _, rev := h.d.TransfersFor(failedID); rev != 2_000 {
+		t.Fatalf("the failed payout's transfer reversed by %d, want 2000", rev)
+	}
+	if bal := h.availableUSD(ten.Secret); bal != balance-1_000 {
+		t.Fatalf("balance %d, want %d", bal, balance-1_000)
+	}
+}
