@@ -122,6 +122,7 @@ func OpenAPIConfig() huma.Config {
 	c.Tags = []*huma.Tag{
 		{Name: "Payments", Description: "Card payments: create, capture, cancel, list."},
 		{Name: "Refunds", Description: "Refunds of succeeded payments."},
+		{Name: "Payouts", Description: "Money paid out of the balance to the merchant's bank or connected account."},
 		{Name: "Events", Description: "What happened to payments, refunds and webhook endpoints, newest first; the bodies webhooks deliver."},
 		{Name: "Webhook endpoints", Description: "Where events are sent, signed, and their deliveries."},
 		{Name: "Balance", Description: "The tenant's balance and the ledger's balance transactions."},
@@ -188,6 +189,7 @@ func New(cfg Config) *Server {
 	registerRiskRules(api, s)
 	registerRefunds(api, s)
 	registerDisputes(api, s)
+	registerPayouts(api, s)
 	registerEvents(api, s)
 	registerBalance(api, s)
 	registerSandbox(api, s)

@@ -67,7 +67,7 @@ func parseAt(s string, now time.Time) (*time.Time, error) {
 // SealTotal is one currency's and account's sum over a sealed period.
 type SealTotal struct {
 	Currency string `json:"currency" example:"usd"`
-	Account  string `json:"account" enum:"merchant_balance,processor_clearing,processor_fees" example:"merchant_balance"`
+	Account  string `json:"account" enum:"merchant_balance,processor_clearing,processor_fees,payouts_in_transit,payouts_paid" example:"merchant_balance"`
 	Amount   int64  `json:"amount" doc:"Minor units." example:"1912"`
 }
 
@@ -160,12 +160,12 @@ type proofOutput struct {
 type BalanceTransactionView struct {
 	ID       string `json:"id" doc:"Unique identifier, prefixed txn_." example:"txn_06h17frpsdzff29kp8gyg5mc4w"`
 	Object   string `json:"object" enum:"balance_transaction"`
-	Type     string `json:"type" enum:"charge,refund,adjustment,dispute,dispute_reversal" doc:"What moved the balance: dispute is a dispute's withdrawal with its fee, dispute_reversal the amount of a won dispute coming back." example:"charge"`
+	Type     string `json:"type" enum:"charge,refund,adjustment,dispute,dispute_reversal,payout,payout_paid,payout_reversal" doc:"What moved the balance: dispute is a dispute's withdrawal with its fee, dispute_reversal the amount of a won dispute coming back. payout takes a payout's amount out of the balance, payout_reversal returns a failed or canceled payout's; payout_paid records that a payout arrived and leaves the balance unchanged (amount 0)." example:"charge"`
 	Amount   int64  `json:"amount" doc:"Gross amount, minor units; negative for money leaving the balance." example:"2000"`
 	Fee      int64  `json:"fee" doc:"The processor's fee, minor units." example:"88"`
 	Net      int64  `json:"net" doc:"amount - fee: the change of the balance." example:"1912"`
 	Currency string `json:"currency" example:"usd"`
-	Source   string `json:"source" doc:"The payment, refund or dispute that caused the movement." example:"pay_06h17frpsdzff29kp8gyg5mc4w"`
+	Source   string `json:"source" doc:"The payment, refund, dispute or payout that caused the movement." example:"pay_06h17frpsdzff29kp8gyg5mc4w"`
 	Created  int64  `json:"created" doc:"Unix seconds." example:"1764090000"`
 }
 
@@ -177,6 +177,9 @@ func balanceTxView(t ledger.Transaction) BalanceTransactionView {
 	case ledger.SourceTypeDispute:
 		src = ids.Format(ids.PrefixDispute, t.SourceID)
 	}
+	if t.SourceType == ledger.SourceTypePayout {
+		src = ids.Format(ids.PrefixPayout, t.SourceID)
+	}
 	return BalanceTransactionView{
 		ID: ids.Format(ids.PrefixBalanceTx, t.ID), Object: "balance_transaction", Type: string(t.Type),
 		Amount: t.Amount, Fee: t.Fee, Net: t.Net, Currency: t.Currency, Source: src, Created: t.CreatedAt.Unix(),
@@ -185,8 +188,8 @@ func balanceTxView(t ledger.Transaction) BalanceTransactionView {
 
 type listBalanceTxInput struct {
 	ListQuery
-	Type   string `query:"type" enum:"charge,refund,adjustment,dispute,dispute_reversal" doc:"Only movements of this type."`
-	Source string `query:"source" maxLength:"64" doc:"Only movements of this payment (its charge and its refunds) or refund."`
+	Type   string `query:"type" enum:"charge,refund,adjustment,dispute,dispute_reversal,payout,payout_paid,payout_reversal" doc:"Only movements of this type."`
+	Source string `query:"source" maxLength:"64" doc:"Only movements of this payment (its charge, its refunds and its disputes), refund, dispute or payout."`
 }
 
 type balanceTxList struct {
@@ -252,7 +255,11 @@ func registerBalance(api huma.API, s *Server) {
 			var ok bool
 			if src, ok = ids.Parse(ids.PrefixPayment, in.Source); !ok {
 				if src, ok = ids.Parse(ids.PrefixRefund, in.Source); !ok {
-					return nil, errcode.Invalid(errcode.CodeParameterInvalid, "source", "source must be a payment or refund ID")
+					if src, ok = ids.Parse(ids.PrefixPayout, in.Source); !ok {
+						if src, ok = ids.Parse(ids.PrefixDispute, in.Source); !ok {
+							return nil, errcode.Invalid(errcode.CodeParameterInvalid, "source", "source must be a payment, refund, dispute or payout ID")
+						}
+					}
 				}
 			}
 			lp.Source = &src

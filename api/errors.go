@@ -162,6 +162,15 @@ func fromHuma(ctx context.Context, status int, msg string, errs ...error) *Probl
 		first := details[0]
 		p.Param = strings.TrimPrefix(strings.TrimPrefix(first.Location, "body."), "query.")
 		p.Param = strings.TrimPrefix(p.Param, "path.")
+		// A missing property is the property's fault, not the body's.
+		if name, ok := strings.CutPrefix(first.Message, "expected required property "); ok {
+			name, _, _ = strings.Cut(name, " ")
+			if p.Param == "body" {
+				p.Param = name
+			} else {
+				p.Param += "." + name
+			}
+		}
 		if strings.Contains(first.Message, "unexpected property") {
 			p.Code = "parameter_unknown"
 		}

@@ -23,6 +23,7 @@ import (
 	"github.com/payments-api/payments/geo"
 	"github.com/payments-api/payments/payments"
 	"github.com/payments-api/payments/processor"
+	"github.com/payments-api/payments/processor/payout"
 	"github.com/payments-api/payments/processor/sandbox"
 	"github.com/payments-api/payments/readcache"
 	"github.com/payments-api/payments/risk"
@@ -97,6 +98,9 @@ type harnessOptions struct {
 	// NewTenantStripe builds the adapters of tenants' own Stripe accounts,
 	// which the harness stores under a test PAYMENTS_ENCRYPTION_KEY.
 	NewTenantStripe accounts.NewStripeFunc
+	// Payouts are the payout adapters; nil means the sandbox's, with no
+	// delay in transit.
+	Payouts []payout.Processor
 }
 
 // newHarness builds the server the way main does, on two fresh shard
@@ -164,7 +168,15 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	resolver := accounts.NewResolver(h.accounts, platform, o.NewTenantStripe)
 	h.geo = geo.NewIndex(rdb, prefix, reg, log, nil)
 	t.Cleanup(h.geo.Close)
-	h.payments = payments.NewService(payments.Options{Router: router, Accounts: resolver.ForAccount, Cache: h.cache, Geo: h.geo, Logger: log})
+	if o.Payouts == nil {
+		sp, err := sandbox.NewPayouts(sandbox.PayoutOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Payouts = []payout.Processor{sp}
+	}
+	h.payments = payments.NewService(payments.Options{Router: router, Accounts: resolver.ForAccount, Cache: h.cache, Geo: h.geo, Logger: log,
+		Payouts: o.Payouts})
 	srv := api.New(api.Config{
 		Tenancy: svc, RateLimiter: tenancy.NewRateLimiter(rdb, prefix, reg, log), Router: router, Redis: rdb,
 		Payments: h.payments, Risk: risk.NewService(router, h.clock.Now, reg), Sandbox: sandboxRoutes, StripeWebhookSecrets: o.StripeWebhookSecrets, StripeAccounts: h.accounts,

@@ -32,6 +32,8 @@ var publicSchemaNames = map[string]string{
 	"NextActionView":          "PaymentNextAction",
 	"RefundView":              "Refund",
 	"DisputeView":             "Dispute",
+	"PayoutView":              "Payout",
+	"PayoutAccountView":       "PayoutAccount",
 	"EventView":               "Event",
 	"EventDataView":           "EventData",
 	"EndpointView":            "WebhookEndpoint",
@@ -138,10 +140,11 @@ func finishSpec(doc *huma.OpenAPI) {
 			Description: old.Description,
 			OneOf: []*huma.Schema{
 				{Ref: schemaPrefix + "Payment"}, {Ref: schemaPrefix + "Refund"}, {Ref: schemaPrefix + "WebhookEndpoint"},
-				{Ref: schemaPrefix + "Dispute"},
+				{Ref: schemaPrefix + "Dispute"}, {Ref: schemaPrefix + "Payout"},
 			},
 			Discriminator: &huma.Discriminator{PropertyName: "object", Mapping: map[string]string{
 				"payment": schemaPrefix + "Payment", "refund": schemaPrefix + "Refund", "dispute": schemaPrefix + "Dispute", "webhook_endpoint": schemaPrefix + "WebhookEndpoint",
+				"payout": schemaPrefix + "Payout",
 			}},
 		}
 	}

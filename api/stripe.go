@@ -130,7 +130,8 @@ func registerStripe(api huma.API, s *Server) {
 			"forged or stale signature answers 400 stripe_signature_invalid and changes nothing. payment_intent.succeeded, .payment_failed, " +
 			".canceled, .processing, .requires_action and .amount_capturable_updated move the payment named by the PaymentIntent's metadata, " +
 			"charge.refunded, charge.refund.updated and refund.updated move our refunds, charge.dispute.created, .updated, .closed, .funds_withdrawn " +
-			"and .funds_reinstated open and move disputes (the disputed PaymentIntent names the payment), through the same state machine, ledger and events as " +
+			"and .funds_reinstated open and move disputes (the disputed PaymentIntent names the payment), and a connected account's payout.paid, " +
+			".failed, .canceled and .updated (from the platform's Connect endpoint) move our payouts, through the same state machines, ledger and events as " +
 			"API calls. Each event ID takes effect once however often it arrives, and an older event never moves a payment backwards. Other " +
 			"event types, and objects that are not ours, answer 200 and change nothing. 503 asks Stripe to deliver the event again later " +
 			"(an operation on the payment was in flight).",
@@ -316,6 +317,11 @@ func (s *Server) stripeWebhook(ctx context.Context, secrets []string, tenant, si
 	}
 	if n.DisputeUpdate != nil {
 		if err := s.applyStripeDispute(ctx, tenant, *n.DisputeUpdate); err != nil {
+			return nil, err
+		}
+	}
+	if n.PayoutUpdate != nil {
+		if err := ignoreForeign(s.cfg.Payments.ApplyPayoutUpdate(ctx, *n.PayoutUpdate)); err != nil {
 			return nil, err
 		}
 	}

@@ -54,6 +54,13 @@ const (
 	DisputeClosed          Type = "dispute.closed"
 	DisputeFundsWithdrawn  Type = "dispute.funds_withdrawn"
 	DisputeFundsReinstated Type = "dispute.funds_reinstated"
+	// Payouts: created (pending, its amount left the balance), paid (the
+	// funds reached the destination), failed and canceled (the amount
+	// returned to the balance).
+	PayoutCreated  Type = "payout.created"
+	PayoutPaid     Type = "payout.paid"
+	PayoutFailed   Type = "payout.failed"
+	PayoutCanceled Type = "payout.canceled"
 )
 
 // Types lists every event type, for validation and documentation.
@@ -62,6 +69,7 @@ var Types = []Type{
 	PaymentCanceled, PaymentCaptured, RefundCreated, RefundSucceeded, RefundFailed, RefundCanceled,
 	WebhookEndpointDisabled, PaymentReviewOpened,
 	DisputeCreated, DisputeUpdated, DisputeClosed, DisputeFundsWithdrawn, DisputeFundsReinstated,
+	PayoutCreated, PayoutPaid, PayoutFailed, PayoutCanceled,
 }
 
 // Known reports whether t is one of Types.

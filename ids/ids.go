@@ -27,6 +27,7 @@ const (
 	PrefixSeal      = "seal_"
 	PrefixRiskRule  = "rr_"
 	PrefixDispute   = "dp_"
+	PrefixPayout    = "po_"
 )
 
 var encoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)

@@ -16,6 +16,13 @@
 // Zero legs are omitted. Fees are not returned on a refund, as with Stripe,
 // so a merchant's balance is captured - refunded - fees.
 //
+// Payouts use two more accounts: AccountPayoutsInTransit holds what left
+// the balance and has not arrived, AccountPayoutsPaid what arrived.
+//
+//	payout of P:             merchant_balance -P, payouts_in_transit +P
+//	payout paid:             payouts_in_transit -P, payouts_paid +P (Amount, Fee, Net 0)
+//	payout failed, canceled: payouts_in_transit -P, merchant_balance +P
+//
 // # The balance-transaction view
 //
 // Amount, Fee and Net of a Transaction describe it as the merchant's balance

@@ -27,11 +27,20 @@ const (
 	// amount coming back when the dispute is won (the fee does not).
 	TypeDispute         Type = "dispute"
 	TypeDisputeReversal Type = "dispute_reversal"
+	// Payouts (see Payout, PayoutPaid and PayoutReversal).
+	TypePayout         Type = "payout"
+	TypePayoutPaid     Type = "payout_paid"
+	TypePayoutReversal Type = "payout_reversal"
 )
 
 // valid reports whether t is one of the known types.
 func (t Type) valid() bool {
-	return t == TypeCharge || t == TypeRefund || t == TypeAdjustment || t == TypeDispute || t == TypeDisputeReversal
+	return t == TypeCharge || t == TypeRefund || t == TypeAdjustment || t == TypeDispute || t == TypeDisputeReversal || t.payout()
+}
+
+// payout reports whether t is one of the payout types.
+func (t Type) payout() bool {
+	return t == TypePayout || t == TypePayoutPaid || t == TypePayoutReversal
 }
 
 // Source types: the kind of object whose state change caused a transaction.
@@ -39,6 +48,7 @@ const (
 	SourceTypePayment = "payment"
 	SourceTypeRefund  = "refund"
 	SourceTypeDispute = "dispute"
+	SourceTypePayout  = "payout"
 )
 
 // Account names one side of the book.
@@ -49,11 +59,18 @@ const (
 	AccountProcessorClearing Account = "processor_clearing"
 	AccountMerchantBalance   Account = "merchant_balance"
 	AccountProcessorFees     Account = "processor_fees"
+	// AccountPayoutsInTransit holds payouts that left the merchant's
+	// balance and have not reached the destination yet.
+	AccountPayoutsInTransit Account = "payouts_in_transit"
+	// AccountPayoutsPaid is what reached the merchant's bank (or connected
+	// account) through payouts: money that left the platform for good.
+	AccountPayoutsPaid Account = "payouts_paid"
 )
 
 // accountsAll lists every account; a transaction has at most one entry per
 // account, so its length bounds the entries of one transaction.
-var accountsAll = []Account{AccountMerchantBalance, AccountProcessorClearing, AccountProcessorFees}
+var accountsAll = []Account{AccountMerchantBalance, AccountProcessorClearing, AccountProcessorFees,
+	AccountPayoutsInTransit, AccountPayoutsPaid}
 
 // CodeDuplicateSource is the errcode code Post returns when a transaction's
 // source (a payment for a charge, a refund for a refund) is already booked.
@@ -261,6 +278,54 @@ func DisputeReinstatement(tenantID uuid.UUID, currency string, disputeID, paymen
 	return t, nil
 }
 
+// Payout builds the transaction that books payout payoutID of amount
+// minor units leaving the merchant's balance for payouts_in_transit:
+// Amount and Net are -amount, Fee is 0. It returns an errcode error with
+// code parameter_invalid when amount is not positive or the currency is
+// not three lowercase letters.
+func Payout(tenantID uuid.UUID, currency string, payoutID uuid.UUID, amount int64) (Transaction, error) {
+	return payoutTx(tenantID, currency, payoutID, amount, TypePayout)
+}
+
+// PayoutPaid builds the transaction that books a payout's arrival: amount
+// moves from payouts_in_transit to payouts_paid. The merchant's balance
+// does not change, so Amount, Fee and Net are 0.
+func PayoutPaid(tenantID uuid.UUID, currency string, payoutID uuid.UUID, amount int64) (Transaction, error) {
+	return payoutTx(tenantID, currency, payoutID, amount, TypePayoutPaid)
+}
+
+// PayoutReversal builds the transaction that returns a failed or canceled
+// payout's amount from payouts_in_transit to the merchant's balance:
+// Amount and Net are +amount.
+func PayoutReversal(tenantID uuid.UUID, currency string, payoutID uuid.UUID, amount int64) (Transaction, error) {
+	return payoutTx(tenantID, currency, payoutID, amount, TypePayoutReversal)
+}
+
+func payoutTx(tenantID uuid.UUID, currency string, payoutID uuid.UUID, amount int64, typ Type) (Transaction, error) {
+	if err := checkIDs(tenantID, payoutID); err != nil {
+		return Transaction{}, err
+	}
+	if err := checkCurrency(currency); err != nil {
+		return Transaction{}, err
+	}
+	if amount <= 0 {
+		return Transaction{}, errcode.Invalid(errcode.CodeParameterInvalid, "amount",
+			"amount must be a positive integer in the currency's minor unit, got %d", amount)
+	}
+	t := Transaction{ID: ids.New(), TenantID: tenantID, Currency: currency, Type: typ, SourceType: SourceTypePayout, SourceID: payoutID}
+	switch typ {
+	case TypePayout:
+		t.Amount, t.Net = -amount, -amount // cannot overflow: amount > 0
+		t.Entries = legs(Entry{AccountMerchantBalance, -amount}, Entry{AccountPayoutsInTransit, amount})
+	case TypePayoutPaid:
+		t.Entries = legs(Entry{AccountPayoutsInTransit, -amount}, Entry{AccountPayoutsPaid, amount})
+	case TypePayoutReversal:
+		t.Amount, t.Net = amount, amount
+		t.Entries = legs(Entry{AccountPayoutsInTransit, -amount}, Entry{AccountMerchantBalance, amount})
+	}
+	return t, nil
+}
+
 // legs drops zero entries and sorts the rest by account, the order in which
 // reads return them.
 func legs(es ...Entry) []Entry {
@@ -345,9 +410,9 @@ func (t Transaction) check() error {
 		return bad("currency %q", t.Currency)
 	case !t.Type.valid():
 		return bad("type %q", t.Type)
-	case t.SourceType != SourceTypePayment && t.SourceType != SourceTypeRefund && t.SourceType != SourceTypeDispute:
+	case t.SourceType != SourceTypePayment && t.SourceType != SourceTypeRefund && t.SourceType != SourceTypeDispute && t.SourceType != SourceTypePayout:
 		return bad("source type %q", t.SourceType)
-	case t.Amount == 0:
+	case t.Amount == 0 && t.Type != TypePayoutPaid:
 		return bad("zero amount")
 	case t.Fee < 0:
 		return bad("negative fee %d", t.Fee)
@@ -376,6 +441,14 @@ func (t Transaction) check() error {
 		if t.SourceType != SourceTypeDispute || t.Amount < 0 || t.Fee != 0 || t.PaymentID == uuid.Nil {
 			return bad("dispute_reversal must have a dispute source, a payment_id, a positive amount and no fee")
 		}
+	case TypePayout, TypePayoutPaid, TypePayoutReversal:
+		if t.SourceType != SourceTypePayout || t.Fee != 0 || t.PaymentID != uuid.Nil ||
+			(t.Type == TypePayout && t.Amount >= 0) || (t.Type == TypePayoutPaid && t.Amount != 0) || (t.Type == TypePayoutReversal && t.Amount <= 0) {
+			return bad("%s must have a payout source, no payment_id, no fee and an amount of the type's sign", t.Type)
+		}
+	}
+	if t.SourceType == SourceTypePayout && !t.Type.payout() {
+		return bad("a payout source books only payout types, not %s", t.Type)
 	}
 	if len(t.Entries) < 2 || len(t.Entries) > len(accountsAll) {
 		return bad("%d entries, want 2 to %d", len(t.Entries), len(accountsAll))

@@ -249,6 +249,8 @@ func duplicateError(txs []Transaction, dups []uuid.UUID) error {
 		prefix = ids.PrefixRefund
 	case SourceTypeDispute:
 		prefix = ids.PrefixDispute
+	case SourceTypePayout:
+		prefix = ids.PrefixPayout
 	}
 	e := errcode.New(errcode.KindConflict, CodeDuplicateSource, "%s %s is already booked as a %s",
 		firstTx.SourceType, ids.Format(prefix, firstTx.SourceID), firstTx.Type)
@@ -546,7 +548,7 @@ func List(ctx context.Context, q Querier, tenantID uuid.UUID, p ListParams) ([]T
 	}
 	if p.Type != "" && !p.Type.valid() {
 		return nil, false, errcode.Invalid(errcode.CodeParameterInvalid, "type",
-			"type must be one of charge, refund, adjustment, got %q", p.Type)
+			"type must be one of charge, refund, adjustment, payout, payout_paid, payout_reversal, got %q", p.Type)
 	}
 
 	where := []string{"tenant_id = $1"}

@@ -517,7 +517,7 @@ func TestListPagination(t *testing.T) {
 		{ListParams{Limit: -1}, "limit"},
 		{ListParams{Limit: ListLimitMax + 1}, "limit"},
 		{ListParams{StartingAfter: &x, EndingBefore: &x}, "ending_before"},
-		{ListParams{Type: "payout"}, "type"},
+		{ListParams{Type: "transfer"}, "type"}, // payout is a type since issue 14
 	} {
 		_, _, err := List(ctx, pool, tenant, c.p)
 		if e := errcode.As(err); e == nil || e.Kind != errcode.KindInvalid || e.Param != c.param {

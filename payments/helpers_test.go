@@ -19,6 +19,7 @@ import (
 	"github.com/payments-api/payments/listing"
 	"github.com/payments-api/payments/payments"
 	"github.com/payments-api/payments/processor"
+	"github.com/payments-api/payments/processor/payout"
 	"github.com/payments-api/payments/processor/sandbox"
 	"github.com/payments-api/payments/sharding"
 	"github.com/payments-api/payments/tenancy"
@@ -56,6 +57,8 @@ type harnessOptions struct {
 	Geo payments.GeoIndex
 	// Now, when set, is the service's clock.
 	Now func() time.Time
+	// Payouts are the service's payout adapters.
+	Payouts []payout.Processor
 }
 
 // harness is a payments Service on two shards of region "local", backed by
@@ -139,7 +142,7 @@ func newHarness(tb testing.TB, o harnessOptions) *harness {
 	if o.Wrap != nil {
 		h.proc = o.Wrap(h.sb)
 	}
-	h.svc = payments.NewService(payments.Options{Router: h.router, Processor: h.proc, Geo: o.Geo, Now: o.Now})
+	h.svc = payments.NewService(payments.Options{Router: h.router, Processor: h.proc, Geo: o.Geo, Now: o.Now, Payouts: o.Payouts})
 	tb.Cleanup(func() {
 		if err := h.updates.err(); err != nil {
 			tb.Errorf("the sandbox's updates failed: %v", err)

@@ -22,6 +22,7 @@ import (
 	"github.com/payments-api/payments/ledger"
 	"github.com/payments-api/payments/money"
 	"github.com/payments-api/payments/processor"
+	"github.com/payments-api/payments/processor/payout"
 	"github.com/payments-api/payments/sharding"
 	"github.com/payments-api/payments/txn"
 )
@@ -117,6 +118,10 @@ type Options struct {
 	// Metrics records confirmation latency and the reconciler's backlog;
 	// nil records nothing.
 	Metrics *Metrics
+	// Payouts are the payout adapters: the first sends new payouts, the
+	// others are found by name for payouts recorded with them. None
+	// refuses payouts.
+	Payouts []payout.Processor
 }
 
 // Service implements the payment and refund use cases.
@@ -131,6 +136,7 @@ type Service struct {
 	batch   batchers
 	tracer  trace.Tracer
 	metrics *Metrics
+	payouts []payout.Processor
 }
 
 // NewService returns the service.
@@ -158,7 +164,8 @@ func NewService(o Options) *Service {
 		}
 	}
 	return &Service{router: o.Router, procs: procs, cache: o.Cache, geo: o.Geo, now: o.Now, log: o.Logger, timeout: o.ProcessorTimeout,
-		batch: batchers{opts: o.Batch, lanes: o.BatchLanes}, tracer: o.Tracer, metrics: o.Metrics}
+		batch: batchers{opts: o.Batch, lanes: o.BatchLanes}, tracer: o.Tracer, metrics: o.Metrics,
+		payouts: o.Payouts}
 }
 
 // DetachedSlack is how long the recording of an outcome may take after the

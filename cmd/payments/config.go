@@ -75,6 +75,8 @@ type config struct {
 	// PAYMENTS_TEST_CLOCK_OFFSET_MS), so that the chaos suite can run two
 	// API processes whose clocks disagree.
 	ClockOffset time.Duration
+	// Payouts configures the payout driver.
+	Payouts payoutConfig
 }
 
 // retentionConfig configures the retention purge.
@@ -282,6 +284,9 @@ func loadConfig(getenv func(string) string, needAdmin bool) (config, error) {
 	c.ClockOffset = time.Duration(offsetMS) * time.Millisecond
 
 	if c.Webhooks, err = loadWebhookConfig(e); err != nil {
+		return c, err
+	}
+	if c.Payouts, err = loadPayoutConfig(e, c.ReconcileAge); err != nil {
 		return c, err
 	}
 	if c.Stripe, err = loadStripeConfig(e, c.ProcessorTimeout); err != nil {

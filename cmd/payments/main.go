@@ -387,6 +387,7 @@ func openCore(ctx context.Context, c config, reg *prometheus.Registry, log *slog
 	k.payments = payments.NewService(payments.Options{
 		Now: now, Router: k.router, Accounts: k.procs.resolver.ForAccount, Cache: k.cache, Geo: k.geo, Logger: log, ProcessorTimeout: c.ProcessorTimeout,
 		Batch: batchOptions(c, reg), BatchLanes: c.BatchLanes, Tracer: tracing.Tracer(tp), Metrics: payments.NewMetrics(reg),
+		Payouts: k.procs.payouts,
 	})
 	closers = append(closers, k.payments.Close)
 	k.guard = &webhooks.Guard{AllowPrivateNetworks: c.Webhooks.AllowPrivateNetworks}

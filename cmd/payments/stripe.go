@@ -20,6 +20,7 @@ import (
 	"github.com/payments-api/payments/ids"
 	"github.com/payments-api/payments/payments"
 	"github.com/payments-api/payments/processor"
+	"github.com/payments-api/payments/processor/payout"
 	"github.com/payments-api/payments/processor/sandbox"
 	"github.com/payments-api/payments/processor/stripe"
 	"github.com/payments-api/payments/secretbox"
@@ -165,7 +166,9 @@ type processors struct {
 	platform processor.Processor
 	accounts *accounts.Store
 	resolver *accounts.Resolver
-	close    func()
+	// payouts are the payout adapters, the one of new payouts first.
+	payouts []payout.Processor
+	close   func()
 }
 
 // describe says which processor is active, for the start log line.
@@ -214,6 +217,9 @@ func newProcessors(c config, router *sharding.Router, reg prometheus.Registerer,
 		o.AccountID = tenant
 		return stripe.New(o)
 	})
+	if p.payouts, err = newPayoutProcessors(c, metrics, log); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 

@@ -19,7 +19,7 @@ import (
 const PurgeInterval = 10 * time.Minute
 
 // runWorkers starts the background work of serve and worker: the
-// reconciler, the purge of idempotency keys older than their retention, the
+// reconciler, the payout driver, the purge of idempotency keys older than their retention, the
 // read cache's repair and fence, the ledger's closer, the webhook worker
 // and the retention purge of events and webhook deliveries. They stop when
 // ctx ends; Wait on the result.
@@ -31,6 +31,7 @@ func runWorkers(ctx context.Context, c config, m *sharding.Map, pays *payments.S
 	wg.Go(func() { hooks.Run(ctx) })
 	wg.Go(func() { cache.RunFence(ctx) })
 	wg.Go(func() { pays.RunReconciler(ctx, c.ReconcileInterval, c.ReconcileAge) })
+	wg.Go(func() { pays.RunPayoutDriver(ctx, c.Payouts.Interval, c.Payouts.Drive) })
 	wg.Go(func() { cache.RunRepair(ctx) })
 	// The retention purge of events and finished webhook deliveries; the
 	// configuration was validated by loadConfig.

@@ -11,6 +11,7 @@ import (
 	"github.com/stripe/stripe-go/v76/webhook"
 
 	"github.com/payments-api/payments/processor"
+	"github.com/payments-api/payments/processor/payout"
 )
 
 // Webhook limits.
@@ -78,6 +79,9 @@ type Notification struct {
 	RefundUpdates []processor.RefundUpdate
 	// DisputeUpdate is set by charge.dispute.* events (disputes.go).
 	DisputeUpdate *processor.DisputeUpdate
+	// PayoutUpdate is a payout's change on a connected account (see
+	// parsePayoutEvent).
+	PayoutUpdate *payout.Update
 }
 
 // ParseWebhook verifies the Stripe-Signature header over the raw payload
@@ -155,6 +159,10 @@ func ParseWebhook(payload []byte, header string, secrets []string) (Notification
 				// its own key.
 				n.addRefund(r, evt.ID+":"+r.ID)
 			}
+		}
+	case payoutEvents[n.Type]:
+		if err := n.parsePayoutEvent(&evt); err != nil {
+			return n, err
 		}
 	}
 	return n, nil

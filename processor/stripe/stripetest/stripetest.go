@@ -92,6 +92,7 @@ type Double struct {
 	mu             sync.Mutex
 	intents        map[string]*intent
 	refunds        map[string]*refund
+	connect        connectState
 	stored         map[string]storedAnswer // by idempotency key
 	faults         map[string][]Fault
 	always         *Fault
@@ -370,6 +371,8 @@ func (d *Double) Event(typ, objectID string) []byte {
 		}
 	case strings.HasPrefix(objectID, "re_"):
 		obj = d.renderRefund(d.refunds[objectID])
+	case strings.HasPrefix(objectID, "po_"):
+		return d.payoutEvent(typ, objectID)
 	default:
 		obj = d.render(d.intents[objectID], false)
 	}
@@ -469,6 +472,9 @@ func stripeErr(typ, code, decline, param, msg string, pi map[string]any) map[str
 
 // operation names a request.
 func operation(r *http.Request) (op, id string) {
+	if op, id := connectOperation(r); op != "" {
+		return op, id
+	}
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	switch {
 	case len(parts) == 2 && parts[1] == "payment_intents" && r.Method == http.MethodPost:
@@ -616,6 +622,9 @@ func (d *Double) run(r *http.Request, op, id string) (int, any) {
 	unexpected := func(pi *intent, action string) (int, any) {
 		return http.StatusBadRequest, stripeErr("invalid_request_error", "payment_intent_unexpected_state", "", "",
 			"This PaymentIntent could not be "+action+" because it has a status of "+pi.status+".", d.render(pi, false))
+	}
+	if status, v, ok := d.runConnect(r, op, id); ok {
+		return status, v
 	}
 	switch op {
 	case OpUpdateDispute, OpCloseDispute, OpRetrieveDispute:

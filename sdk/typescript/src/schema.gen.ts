@@ -156,6 +156,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/tenants/{tenant}/payout_account": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Retrieve where a tenant's payouts go
+         * @description Answers the tenant's Stripe connected account; 404 when none is set.
+         */
+        get: operations["admin-get-payout-account"];
+        put?: never;
+        /**
+         * Set where a tenant's payouts go
+         * @description Sets the tenant's Stripe connected account (acct_...), connected to the platform's Stripe account: each payout is a Transfer to it, then a Payout on it to the tenant's bank. Setting it again replaces it for payouts created from then on. A value that is not a connected account ID answers 400 parameter_invalid with param stripe_account.
+         */
+        post: operations["admin-set-payout-account"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/tenants/{tenant}/reconciliation": {
         parameters: {
             query?: never;
@@ -516,6 +540,70 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/payouts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List payouts
+         * @description Lists payouts newest first, with cursor pagination and filters by status and creation time.
+         */
+        get: operations["list-payouts"];
+        put?: never;
+        /**
+         * Create a payout
+         * @description Takes amount out of your available balance in currency and pays it out: to your bank through your Stripe connected account (a Transfer to it, then a Payout on it), or nowhere in the sandbox. The payout answers pending and can be canceled until it is sent; it then moves to in_transit and to paid, or to failed with the amount returned to the balance (events payout.created, payout.paid, payout.failed, payout.canceled). An amount above the available balance answers 400 balance_insufficient; a balance below zero (refunds or disputes took more than was left) answers 409 balance_negative. Concurrent payouts never overdraw the balance. 409 payout_destination_missing when payouts go to Stripe and your connected account is not set. Send an Idempotency-Key to retry safely.
+         */
+        post: operations["create-payout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/payouts/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Retrieve a payout
+         * @description Answers a payout with its status. Another tenant's payout answers 404.
+         */
+        get: operations["get-payout"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/payouts/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel a payout
+         * @description Cancels a pending payout that is not being sent yet; its amount returns to the available balance (event payout.canceled). A payout that is being sent, in transit or finished answers 409 payout_invalid_state.
+         */
+        post: operations["cancel-payout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/refunds": {
         parameters: {
             query?: never;
@@ -663,7 +751,7 @@ export interface paths {
         put?: never;
         /**
          * Receive a Stripe event (platform account)
-         * @description Point the platform Stripe account's webhook endpoint here. The Stripe-Signature header is verified over the raw body with STRIPE_WEBHOOK_SECRET (300 s tolerance; during a rotation any v1 signature made with any configured secret is accepted); a missing, forged or stale signature answers 400 stripe_signature_invalid and changes nothing. payment_intent.succeeded, .payment_failed, .canceled, .processing, .requires_action and .amount_capturable_updated move the payment named by the PaymentIntent's metadata, charge.refunded, charge.refund.updated and refund.updated move our refunds, charge.dispute.created, .updated, .closed, .funds_withdrawn and .funds_reinstated open and move disputes (the disputed PaymentIntent names the payment), through the same state machine, ledger and events as API calls. Each event ID takes effect once however often it arrives, and an older event never moves a payment backwards. Other event types, and objects that are not ours, answer 200 and change nothing. 503 asks Stripe to deliver the event again later (an operation on the payment was in flight).
+         * @description Point the platform Stripe account's webhook endpoint here. The Stripe-Signature header is verified over the raw body with STRIPE_WEBHOOK_SECRET (300 s tolerance; during a rotation any v1 signature made with any configured secret is accepted); a missing, forged or stale signature answers 400 stripe_signature_invalid and changes nothing. payment_intent.succeeded, .payment_failed, .canceled, .processing, .requires_action and .amount_capturable_updated move the payment named by the PaymentIntent's metadata, charge.refunded, charge.refund.updated and refund.updated move our refunds, charge.dispute.created, .updated, .closed, .funds_withdrawn and .funds_reinstated open and move disputes (the disputed PaymentIntent names the payment), and a connected account's payout.paid, .failed, .canceled and .updated (from the platform's Connect endpoint) move our payouts, through the same state machines, ledger and events as API calls. Each event ID takes effect once however often it arrives, and an older event never moves a payment backwards. Other event types, and objects that are not ours, answer 200 and change nothing. 503 asks Stripe to deliver the event again later (an operation on the payment was in flight).
          */
         post: operations["stripe-webhook"];
         delete?: never;
@@ -946,16 +1034,16 @@ export interface components {
             /** @enum {string} */
             object: "balance_transaction";
             /**
-             * @description The payment, refund or dispute that caused the movement.
+             * @description The payment, refund, dispute or payout that caused the movement.
              * @example pay_06h17frpsdzff29kp8gyg5mc4w
              */
             source: string;
             /**
-             * @description What moved the balance: dispute is a dispute's withdrawal with its fee, dispute_reversal the amount of a won dispute coming back.
+             * @description What moved the balance: dispute is a dispute's withdrawal with its fee, dispute_reversal the amount of a won dispute coming back. payout takes a payout's amount out of the balance, payout_reversal returns a failed or canceled payout's; payout_paid records that a payout arrived and leaves the balance unchanged (amount 0).
              * @example charge
              * @enum {string}
              */
-            type: "charge" | "refund" | "adjustment" | "dispute" | "dispute_reversal";
+            type: "charge" | "refund" | "adjustment" | "dispute" | "dispute_reversal" | "payout" | "payout_paid" | "payout_reversal";
         };
         BalanceTransactionList: {
             data: components["schemas"]["BalanceTransaction"][];
@@ -1041,6 +1129,33 @@ export interface components {
              * @example pm_card_visa
              */
             payment_method: string;
+        };
+        CreatePayoutRequest: {
+            /**
+             * Format: int64
+             * @description Amount to pay out, in the currency's minor unit; at most the available balance in that currency.
+             * @example 5000
+             */
+            amount: number;
+            /**
+             * @description Three-letter ISO 4217 code, lowercase: the balance the payout is taken from.
+             * @example usd
+             */
+            currency: string;
+            /**
+             * @description Your description of the payout. In the sandbox, a description containing sandbox_payout_fails makes the payout fail once in transit.
+             * @example Weekly payout
+             */
+            description?: string;
+            /**
+             * @description Up to 50 key-value pairs; keys up to 40 characters, values up to 500.
+             * @example {
+             *       "week": "2026-48"
+             *     }
+             */
+            metadata?: {
+                [key: string]: string;
+            };
         };
         CreateRefundRequest: {
             /**
@@ -1375,11 +1490,11 @@ export interface components {
              * @example payment.succeeded
              * @enum {string}
              */
-            type: "payment.created" | "payment.requires_action" | "payment.requires_capture" | "payment.succeeded" | "payment.failed" | "payment.canceled" | "payment.captured" | "refund.created" | "refund.succeeded" | "refund.failed" | "refund.canceled" | "webhook_endpoint.disabled" | "payment.review_opened" | "dispute.created" | "dispute.updated" | "dispute.closed" | "dispute.funds_withdrawn" | "dispute.funds_reinstated";
+            type: "payment.created" | "payment.requires_action" | "payment.requires_capture" | "payment.succeeded" | "payment.failed" | "payment.canceled" | "payment.captured" | "refund.created" | "refund.succeeded" | "refund.failed" | "refund.canceled" | "webhook_endpoint.disabled" | "payment.review_opened" | "dispute.created" | "dispute.updated" | "dispute.closed" | "dispute.funds_withdrawn" | "dispute.funds_reinstated" | "payout.created" | "payout.paid" | "payout.failed" | "payout.canceled";
         };
         EventData: {
             /** @description The object after the change (a payment, a refund, a dispute or a webhook endpoint), as the API answers it. */
-            object: components["schemas"]["Payment"] | components["schemas"]["Refund"] | components["schemas"]["WebhookEndpoint"] | components["schemas"]["Dispute"];
+            object: components["schemas"]["Payment"] | components["schemas"]["Refund"] | components["schemas"]["WebhookEndpoint"] | components["schemas"]["Dispute"] | components["schemas"]["Payout"];
         };
         EventList: {
             data: components["schemas"]["Event"][];
@@ -1747,6 +1862,97 @@ export interface components {
             /** @enum {string} */
             object: "list";
         };
+        Payout: {
+            /**
+             * Format: int64
+             * @description Amount paid out, in the currency's minor unit.
+             * @example 5000
+             */
+            amount: number;
+            /**
+             * Format: int64
+             * @description Creation time, Unix seconds.
+             * @example 1764090000
+             */
+            created: number;
+            /**
+             * @description Three-letter ISO 4217 code, lowercase.
+             * @example usd
+             */
+            currency: string;
+            /**
+             * @description Your description of the payout.
+             * @example Weekly payout
+             */
+            description: string | null;
+            /**
+             * @description Where the payout goes: the Stripe connected account, or null for the sandbox.
+             * @example acct_1Nv0FGQ9RKHgCVdK
+             */
+            destination: string | null;
+            /**
+             * @description Why the payout failed, such as account_closed.
+             * @example account_closed
+             */
+            failure_code: string | null;
+            /** @description Why the payout failed, in words. */
+            failure_message: string | null;
+            /**
+             * @description Unique identifier, prefixed po_.
+             * @example po_06h17frpsdzff29kp8gyg5mc4w
+             */
+            id: string;
+            /**
+             * @description Your key-value pairs.
+             * @example {
+             *       "week": "2026-48"
+             *     }
+             */
+            metadata: {
+                [key: string]: string;
+            };
+            /**
+             * @description Always payout. (enum property replaced by openapi-typescript)
+             * @enum {string}
+             */
+            object: "payout";
+            /**
+             * @description pending until sent (cancelable), in_transit once sent, then paid, or failed with the amount returned to the balance; canceled returns it too.
+             * @example pending
+             * @enum {string}
+             */
+            status: "pending" | "in_transit" | "paid" | "failed" | "canceled";
+            /**
+             * Format: int64
+             * @description Increases with every change.
+             * @example 1
+             */
+            version: number;
+        };
+        PayoutAccount: {
+            /**
+             * @description Always payout_account.
+             * @enum {string}
+             */
+            object: "payout_account";
+            /**
+             * @description The Stripe connected account that receives the tenant's payouts.
+             * @example acct_1Nv0FGQ9RKHgCVdK
+             */
+            stripe_account: string;
+            /**
+             * @description The tenant.
+             * @example ten_06f0kb9t5q3e3bq4b7bw0vq2rc
+             */
+            tenant: string;
+        };
+        PayoutList: {
+            data: components["schemas"]["Payout"][];
+            /** @description Whether more objects follow in the direction of travel. */
+            has_more: boolean;
+            /** @enum {string} */
+            object: "list";
+        };
         ProofLeafView: {
             /**
              * @description The entry's canonical text: tenant|balance transaction|account|currency|amount|booking time in Unix microseconds.
@@ -2087,7 +2293,7 @@ export interface components {
              * @example merchant_balance
              * @enum {string}
              */
-            account: "merchant_balance" | "processor_clearing" | "processor_fees";
+            account: "merchant_balance" | "processor_clearing" | "processor_fees" | "payouts_in_transit" | "payouts_paid";
             /**
              * Format: int64
              * @description Minor units.
@@ -2151,6 +2357,13 @@ export interface components {
             previous_hash: string;
             /** @description Sum of the period's entries per currency and account. */
             totals: components["schemas"]["SealTotal"][];
+        };
+        SetPayoutAccountRequest: {
+            /**
+             * @description The tenant's Stripe connected account (acct_ and 1 to 64 letters or digits), connected to the platform's Stripe account.
+             * @example acct_1Nv0FGQ9RKHgCVdK
+             */
+            stripe_account: string;
         };
         StripeAccountRequest: {
             /**
@@ -3802,6 +4015,293 @@ export interface operations {
             };
         };
     };
+    "admin-get-payout-account": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The tenant's ID. */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayoutAccount"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Method Not Allowed */
+            405: {
+                headers: {
+                    /** @description The methods the path accepts. */
+                    Allow: string;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    "admin-set-payout-account": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same request answers the stored result (with Idempotent-Replayed: true) for at least 24 hours; with a different request it answers 400 (idempotency_error); while the first is still running, 409. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description The tenant's ID. */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetPayoutAccountRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayoutAccount"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Method Not Allowed */
+            405: {
+                headers: {
+                    /** @description The methods the path accepts. */
+                    Allow: string;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     "admin-reconciliation-report": {
         parameters: {
             query: {
@@ -4688,8 +5188,8 @@ export interface operations {
                 /** @description Cursor for the previous page: the ID of the first object of the current page. */
                 ending_before?: string;
                 /** @description Only movements of this type. */
-                type?: "charge" | "refund" | "adjustment" | "dispute" | "dispute_reversal";
-                /** @description Only movements of this payment (its charge and its refunds) or refund. */
+                type?: "charge" | "refund" | "adjustment" | "dispute" | "dispute_reversal" | "payout" | "payout_paid" | "payout_reversal";
+                /** @description Only movements of this payment (its charge, its refunds and its disputes), refund, dispute or payout. */
                 source?: string;
             };
             header?: never;
@@ -7842,6 +8342,873 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Payment"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Method Not Allowed */
+            405: {
+                headers: {
+                    /** @description The methods the path accepts. */
+                    Allow: string;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    "list-payouts": {
+        parameters: {
+            query?: {
+                /** @description How many objects to answer, 1 to 100. */
+                limit?: number;
+                /** @description Cursor for the next page: the ID of the last object of the current page. */
+                starting_after?: string;
+                /** @description Cursor for the previous page: the ID of the first object of the current page. */
+                ending_before?: string;
+                /** @description Only payouts in this status. */
+                status?: "pending" | "in_transit" | "paid" | "failed" | "canceled";
+                /** @description Only payouts created at or after this Unix time. */
+                "created[gte]"?: number;
+                /** @description Only payouts created at or before this Unix time. */
+                "created[lte]"?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit": number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining": number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset": number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayoutList"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Method Not Allowed */
+            405: {
+                headers: {
+                    /** @description The methods the path accepts. */
+                    Allow: string;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    "create-payout": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same request answers the stored result (with Idempotent-Replayed: true) for at least 24 hours; with a different request it answers 400 (idempotency_error); while the first is still running, 409. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreatePayoutRequest"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit": number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining": number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset": number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Payout"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Method Not Allowed */
+            405: {
+                headers: {
+                    /** @description The methods the path accepts. */
+                    Allow: string;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    "get-payout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The payout's ID. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit": number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining": number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset": number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Payout"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Method Not Allowed */
+            405: {
+                headers: {
+                    /** @description The methods the path accepts. */
+                    Allow: string;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    "cancel-payout": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same request answers the stored result (with Idempotent-Replayed: true) for at least 24 hours; with a different request it answers 400 (idempotency_error); while the first is still running, 409. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description The payout's ID. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description true when the answer is the stored answer of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The tenant's burst: requests allowed at once. */
+                    "RateLimit-Limit": number;
+                    /** @description Requests left in the current burst. */
+                    "RateLimit-Remaining": number;
+                    /** @description Seconds until the burst is full again. */
+                    "RateLimit-Reset": number;
+                    /** @description The request's ID; quote it to support. Every answer carries it. */
+                    "Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Payout"];
                 };
             };
             /** @description Bad Request */
