@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -131,11 +130,18 @@ type transport struct {
 }
 
 // NewIdempotencyKey returns a fresh random key: IdempotencyKeyPrefix and
-// 128 random bits in hex.
+// 128 random bits, four to a letter from a to p. The key holds no digit:
+// the API refuses a key that looks like a card number, and a run of hex
+// digits sometimes does.
 func NewIdempotencyKey() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b) // never fails (crypto/rand, Go 1.24+)
-	return IdempotencyKeyPrefix + hex.EncodeToString(b)
+	out := make([]byte, 0, len(IdempotencyKeyPrefix)+2*len(b))
+	out = append(out, IdempotencyKeyPrefix...)
+	for _, c := range b {
+		out = append(out, 'a'+c>>4, 'a'+c&0x0f)
+	}
+	return string(out)
 }
 
 // Do sends req with the API key, an Idempotency-Key on a POST that has

@@ -395,3 +395,21 @@ func FuzzVerifySignature(f *testing.F) {
 		}
 	})
 }
+
+// The client's keys hold no digit, so none can look like a card number,
+// which the API refuses in an Idempotency-Key; and they do not repeat.
+func TestNewIdempotencyKeyHoldsNoDigit(t *testing.T) {
+	t.Parallel()
+	seen := map[string]bool{}
+	for range 10000 {
+		k := payments.NewIdempotencyKey()
+		rest, ok := strings.CutPrefix(k, payments.IdempotencyKeyPrefix)
+		if !ok || len(rest) != 32 || strings.ContainsAny(rest, "0123456789") || strings.Trim(rest, "abcdefghijklmnop") != "" {
+			t.Fatalf("key %q: want the prefix and 32 letters a to p", k)
+		}
+		if seen[k] {
+			t.Fatalf("key %q made twice", k)
+		}
+		seen[k] = true
+	}
+}

@@ -11,9 +11,17 @@ export const BACKOFF_MAX_MS_DEFAULT = 20_000;
 /** The prefix of the keys the client makes. */
 export const IDEMPOTENCY_KEY_PREFIX = "sdk_";
 
-/** newIdempotencyKey answers a fresh key: the prefix and 128 random bits in hex. */
+/**
+ * newIdempotencyKey answers a fresh key: the prefix and 128 random bits, four
+ * to a letter from a to p. The key holds no digit: the API refuses a key that
+ * looks like a card number, and a run of hex digits sometimes does.
+ */
 export function newIdempotencyKey(): string {
-  return IDEMPOTENCY_KEY_PREFIX + randomBytes(16).toString("hex");
+  let key = IDEMPOTENCY_KEY_PREFIX;
+  for (const b of randomBytes(16)) {
+    key += String.fromCharCode(97 + (b >> 4), 97 + (b & 0x0f));
+  }
+  return key;
 }
 
 export interface TransportOptions {

@@ -10,6 +10,7 @@ import {
   IdempotencyError,
   IDEMPOTENCY_KEY_PREFIX,
   InvalidRequestError,
+  newIdempotencyKey,
   PAYLOAD_BYTES_MAX,
   Payments,
   PaymentsError,
@@ -266,4 +267,16 @@ test("verifySignature", () => {
     else assert.throws(() => verifySignature(payload, header, secret, { now }), SignatureVerificationError, name);
   }
   assert.throws(() => verifySignature(new Uint8Array(PAYLOAD_BYTES_MAX + 1), good, "whsec_new", { now }), SignatureVerificationError);
+});
+
+// The client's keys hold no digit, so none can look like a card number,
+// which the API refuses in an Idempotency-Key; and they do not repeat.
+test("newIdempotencyKey holds no digit", () => {
+  const seen = new Set<string>();
+  for (let i = 0; i < 10000; i++) {
+    const k = newIdempotencyKey();
+    assert.match(k, new RegExp(`^${IDEMPOTENCY_KEY_PREFIX}[a-p]{32}$`));
+    assert.ok(!seen.has(k), `key ${k} made twice`);
+    seen.add(k);
+  }
 });
