@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -129,9 +130,10 @@ func TestBatcherSplitsABatchThatKeepsConflicting(t *testing.T) {
 		_, err := tx.Exec(ctx, `DO $$ BEGIN RAISE EXCEPTION 'contended' USING ERRCODE = '40001'; END $$`)
 		return err
 	}
-	// Batches of more than two units always conflict; unit 7 always does.
+	// Batches of more than two units always conflict, and so does any
+	// batch that holds unit 7.
 	apply := func(ctx context.Context, tx pgx.Tx, units []*row) error {
-		if len(units) > 2 || (len(units) == 1 && units[0].id == 7) {
+		if len(units) > 2 || slices.ContainsFunc(units, func(u *row) bool { return u.id == 7 }) {
 			return conflict(ctx, tx)
 		}
 		return insertRows(ctx, tx, units)
