@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"net/http"
-	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -144,14 +143,7 @@ func registerDisputes(api huma.API, s *Server) {
 			}
 			lp.Payment = &pid
 		}
-		if in.CreatedGTE > 0 {
-			t := time.Unix(in.CreatedGTE, 0)
-			lp.CreatedGTE = &t
-		}
-		if in.CreatedLTE > 0 {
-			t := time.Unix(in.CreatedLTE, 0).Add(time.Second - time.Nanosecond)
-			lp.CreatedLTE = &t
-		}
+		lp.CreatedGTE, lp.CreatedLTE = createdRange(in.CreatedGTE, in.CreatedLTE)
 		ds, more, err := s.cfg.Payments.ListDisputes(ctx, principal(ctx).TenantID, lp)
 		if err != nil {
 			return nil, err

@@ -99,6 +99,21 @@ func (q ListQuery) page(prefix string) (listing.Page, error) {
 	return p, p.Validate()
 }
 
+// createdRange turns the created[gte] and created[lte] filters (Unix
+// seconds, zero when absent) into the instants a list reads between: the
+// upper bound takes in its whole second.
+func createdRange(gte, lte int64) (from, to *time.Time) {
+	if gte > 0 {
+		t := time.Unix(gte, 0)
+		from = &t
+	}
+	if lte > 0 {
+		t := time.Unix(lte, 0).Add(time.Second - time.Nanosecond)
+		to = &t
+	}
+	return from, to
+}
+
 type paymentList struct {
 	Object  string          `json:"object" enum:"list"`
 	Data    []payments.View `json:"data"`
@@ -175,14 +190,7 @@ func registerPayments(api huma.API, s *Server) {
 			return nil, err
 		}
 		lp := payments.ListParams{Page: page, Status: payments.Status(in.Status), Customer: in.Customer}
-		if in.CreatedGTE > 0 {
-			t := time.Unix(in.CreatedGTE, 0)
-			lp.CreatedGTE = &t
-		}
-		if in.CreatedLTE > 0 {
-			t := time.Unix(in.CreatedLTE, 0).Add(time.Second - time.Nanosecond)
-			lp.CreatedLTE = &t
-		}
+		lp.CreatedGTE, lp.CreatedLTE = createdRange(in.CreatedGTE, in.CreatedLTE)
 		ps, more, err := s.cfg.Payments.List(ctx, principal(ctx).TenantID, lp)
 		if err != nil {
 			return nil, err

@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"net/http"
-	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -134,14 +133,7 @@ func registerPayouts(api huma.API, s *Server) {
 			return nil, err
 		}
 		lp := payments.PayoutListParams{Page: page, Status: payments.PayoutStatus(in.Status)}
-		if in.CreatedGTE > 0 {
-			t := time.Unix(in.CreatedGTE, 0)
-			lp.CreatedGTE = &t
-		}
-		if in.CreatedLTE > 0 {
-			t := time.Unix(in.CreatedLTE, 0).Add(time.Second - time.Nanosecond)
-			lp.CreatedLTE = &t
-		}
+		lp.CreatedGTE, lp.CreatedLTE = createdRange(in.CreatedGTE, in.CreatedLTE)
 		ps, more, err := s.cfg.Payments.ListPayouts(ctx, principal(ctx).TenantID, lp)
 		if err != nil {
 			return nil, err
