@@ -10,7 +10,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/payments-api/payments/errcode"
 	"github.com/payments-api/payments/ids"
 	"github.com/payments-api/payments/listing"
 )
@@ -105,14 +104,7 @@ func scanDispute(row pgx.Row) (Dispute, error) {
 }
 
 func getDispute(ctx context.Context, q Querier, tenantID, id uuid.UUID) (Dispute, error) {
-	d, err := scanDispute(q.QueryRow(ctx, `SELECT `+disputeColumns+` FROM disputes WHERE tenant_id = $1 AND id = $2`, tenantID, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Dispute{}, errcode.NotFound("dispute", ids.Format(ids.PrefixDispute, id))
-	}
-	if err != nil {
-		return Dispute{}, fmt.Errorf("read dispute: %w", err)
-	}
-	return d, nil
+	return getOne(ctx, q, `SELECT `+disputeColumns+` FROM disputes WHERE tenant_id = $1 AND id = $2`, "dispute", ids.PrefixDispute, scanDispute, tenantID, id)
 }
 
 // getDisputeByRef reads the dispute the processor knows as ref; found is

@@ -207,14 +207,7 @@ func scanPayout(row pgx.Row) (Payout, error) {
 }
 
 func getPayout(ctx context.Context, q Querier, tenantID, id uuid.UUID) (Payout, error) {
-	p, err := scanPayout(q.QueryRow(ctx, `SELECT `+payoutColumns+` FROM payouts WHERE tenant_id = $1 AND id = $2`, tenantID, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Payout{}, errcode.NotFound("payout", ids.Format(ids.PrefixPayout, id))
-	}
-	if err != nil {
-		return Payout{}, fmt.Errorf("read payout: %w", err)
-	}
-	return p, nil
+	return getOne(ctx, q, `SELECT `+payoutColumns+` FROM payouts WHERE tenant_id = $1 AND id = $2`, "payout", ids.PrefixPayout, scanPayout, tenantID, id)
 }
 
 // PayoutListParams selects payouts.

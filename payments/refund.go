@@ -3,14 +3,12 @@ package payments
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/payments-api/payments/errcode"
 	"github.com/payments-api/payments/ids"
 	"github.com/payments-api/payments/listing"
 )
@@ -115,14 +113,7 @@ func scanRefund(row pgx.Row) (Refund, error) {
 }
 
 func getRefund(ctx context.Context, q Querier, tenantID, id uuid.UUID) (Refund, error) {
-	r, err := scanRefund(q.QueryRow(ctx, `SELECT `+refundColumns+` FROM refunds WHERE tenant_id = $1 AND id = $2`, tenantID, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Refund{}, errcode.NotFound("refund", ids.Format(ids.PrefixRefund, id))
-	}
-	if err != nil {
-		return Refund{}, fmt.Errorf("read refund: %w", err)
-	}
-	return r, nil
+	return getOne(ctx, q, `SELECT `+refundColumns+` FROM refunds WHERE tenant_id = $1 AND id = $2`, "refund", ids.PrefixRefund, scanRefund, tenantID, id)
 }
 
 // RefundListParams selects refunds.

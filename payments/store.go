@@ -282,14 +282,22 @@ func scanPayment(row pgx.Row) (Payment, error) {
 }
 
 func getPayment(ctx context.Context, q Querier, tenantID, id uuid.UUID) (Payment, error) {
-	p, err := scanPayment(q.QueryRow(ctx, `SELECT `+paymentColumns+` FROM payments WHERE tenant_id = $1 AND id = $2`, tenantID, id))
+	return getOne(ctx, q, `SELECT `+paymentColumns+` FROM payments WHERE tenant_id = $1 AND id = $2`, "payment", ids.PrefixPayment, scanPayment, tenantID, id)
+}
+
+// getOne reads one row by its key (tenantID, id) with query and scan; a
+// missing row answers resource_missing, naming noun and the prefixed ID.
+func getOne[T any](ctx context.Context, q Querier, query, noun, prefix string, scan func(pgx.Row) (T, error), tenantID, id uuid.UUID) (T, error) {
+	v, err := scan(q.QueryRow(ctx, query, tenantID, id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Payment{}, errcode.NotFound("payment", ids.Format(ids.PrefixPayment, id))
+		var zero T
+		return zero, errcode.NotFound(noun, ids.Format(prefix, id))
 	}
 	if err != nil {
-		return Payment{}, fmt.Errorf("read payment: %w", err)
+		var zero T
+		return zero, fmt.Errorf("read %s: %w", noun, err)
 	}
-	return p, nil
+	return v, nil
 }
 
 // ListParams selects payments.
